@@ -1,0 +1,3 @@
+from litestream.cli.main import main
+
+raise SystemExit(main())

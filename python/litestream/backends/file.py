@@ -1,0 +1,88 @@
+"""File replica: `<root>/ltx/<level>/<min>-<max>.ltx`, CreatedAt kept as the file's mtime."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from litestream.backends.base import BackendError
+from litestream.fsutil import fsync_dir, write_atomic
+from litestream.ltx import FileInfo, format_filename, parse_filename
+
+
+class FileReplicaClient:
+    type = "file"
+
+    def __init__(self, path: str) -> None:
+        if not path:
+            raise BackendError("file replica path required")
+        self.path = os.path.abspath(os.path.expanduser(path))
+
+    def __repr__(self) -> str:
+        return f"FileReplicaClient({self.path!r})"
+
+    def init(self) -> None:
+        pass
+
+    def level_dir(self, level: int) -> str:
+        return os.path.join(self.path, "ltx", str(level))
+
+    def ltx_path(self, level: int, min_txid: int, max_txid: int) -> str:
+        return os.path.join(self.level_dir(level), format_filename(min_txid, max_txid))
+
+    def ltx_files(self, level: int, seek: int = 0, use_metadata: bool = False) -> Iterator[FileInfo]:
+        try:
+            entries = sorted(os.scandir(self.level_dir(level)), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise BackendError(f"list {self.level_dir(level)}: {e.strerror}") from None
+        for entry in entries:
+            txids = parse_filename(entry.name)
+            if txids is None or txids[0] < seek:
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue  # removed by retention while listing
+            if not entry.is_file():
+                continue
+            yield FileInfo(level, txids[0], txids[1], st.st_size, st.st_mtime_ns)
+
+    def local_path(self, level: int, min_txid: int, max_txid: int) -> str | None:
+        return self.ltx_path(level, min_txid, max_txid)
+
+    def open_ltx_file(self, level: int, min_txid: int, max_txid: int, offset: int = 0,
+                      size: int = 0) -> BinaryIO:
+        path = self.ltx_path(level, min_txid, max_txid)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+        except FileNotFoundError:
+            raise BackendError(f"ltx file not found: {path}") from None
+        if offset:
+            f.seek(offset)
+        return f
+
+    def write_ltx_file(self, level: int, min_txid: int, max_txid: int, src: BinaryIO,
+                       timestamp_ms: int) -> FileInfo:
+        path = self.ltx_path(level, min_txid, max_txid)
+        # The mtime is the file's CreatedAt; set it before the rename so no reader sees another value.
+        size = write_atomic(path, src, mtime_ns=timestamp_ms * 1_000_000)
+        return FileInfo(level, min_txid, max_txid, size, timestamp_ms * 1_000_000)
+
+    def delete_ltx_files(self, infos: Iterable[FileInfo]) -> None:
+        dirs = set()
+        for info in infos:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.ltx_path(info.level, info.min_txid, info.max_txid))
+            dirs.add(self.level_dir(info.level))
+        for d in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                fsync_dir(d)
+
+    def delete_all(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.path)

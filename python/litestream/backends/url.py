@@ -1,0 +1,59 @@
+"""Replica URL parsing, as the reference parses them (replica_url.go)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+_URL_RE = re.compile(r"^\w+://")
+
+
+def is_url(s: str) -> bool:
+    return bool(_URL_RE.match(s))
+
+
+@dataclass(frozen=True)
+class ReplicaURL:
+    scheme: str
+    host: str
+    path: str  # without a leading slash for non-file schemes; absolute and cleaned for file://
+    query: dict[str, str] = field(default_factory=dict)
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def replica_type(self) -> str:
+        return "webdav" if self.scheme == "webdavs" else self.scheme
+
+
+def _go_clean(p: str) -> str:
+    if p == "":
+        return "."
+    out = posixpath.normpath(p)
+    # posixpath keeps a leading "//"; Go collapses it.
+    if out.startswith("//"):
+        out = "/" + out.lstrip("/")
+    return out
+
+
+def parse_replica_url(s: str) -> ReplicaURL:
+    """Split a replica URL. `file://a/b` becomes `/a/b` (the host is the first path segment), a missing
+    path becomes `.` as path.Clean("") does."""
+    u = urlsplit(s)
+    scheme = u.scheme.lower()
+    if not scheme:
+        raise ValueError(f"replica url scheme required: {s}")
+    query = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
+    if scheme == "file":
+        # Like the reference, the host is just the first path segment: file://a/b is /a/b.
+        rest = s.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
+        return ReplicaURL(scheme, "", _go_clean("/" + unquote(rest).lstrip("/")))
+    path = _go_clean(unquote(u.path)).lstrip("/")
+    host = u.hostname or ""
+    if u.port is not None:
+        host = f"{host}:{u.port}"
+    return ReplicaURL(scheme, host, path if path else ".", query,
+                      unquote(u.username) if u.username is not None else None,
+                      unquote(u.password) if u.password is not None else None)
