@@ -13,6 +13,7 @@ shows (invalid UTF-8), a Python string is taken to carry undecodable bytes as
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -963,7 +964,7 @@ def _json_str(s: str, escape_html: bool = True) -> str:
     return "".join(out)
 
 
-def _json_scalar(v: Any) -> str:
+def _json_scalar(v: Any, escape_html: bool) -> str:
     if v is None:
         return "null"
     if v is True:
@@ -975,19 +976,17 @@ def _json_scalar(v: Any) -> str:
     if isinstance(v, float):
         return go_json_float(v)
     if isinstance(v, str):
-        return _json_str(v)
+        return _json_str(v, escape_html)
     if isinstance(v, datetime):
         return '"' + format_rfc3339_nano(v) + '"'
     if isinstance(v, timedelta):
         return str((v.days * 86400 + v.seconds) * SECOND + v.microseconds * MICROSECOND)
     if isinstance(v, bytes | bytearray):
-        import base64
-
         return '"' + base64.b64encode(bytes(v)).decode("ascii") + '"'
     raise TypeError(f"json: unsupported type: {type(v).__name__}")
 
 
-def _json_indent(v: Any, indent: str, level: int, out: list[str]) -> None:
+def _json_indent(v: Any, indent: str, level: int, out: list[str], escape_html: bool) -> None:
     if isinstance(v, dict):
         if not v:
             out.append("{}")
@@ -997,8 +996,8 @@ def _json_indent(v: Any, indent: str, level: int, out: list[str]) -> None:
         for k, item in v.items():
             out.append("" if first else ",")
             first = False
-            out.append("\n" + indent * (level + 1) + _json_str(str(k)) + ": ")
-            _json_indent(item, indent, level + 1, out)
+            out.append("\n" + indent * (level + 1) + _json_str(str(k), escape_html) + ": ")
+            _json_indent(item, indent, level + 1, out, escape_html)
         out.append("\n" + indent * level + "}")
     elif isinstance(v, list | tuple):
         if not v:
@@ -1008,34 +1007,38 @@ def _json_indent(v: Any, indent: str, level: int, out: list[str]) -> None:
         for i, item in enumerate(v):
             out.append("," if i else "")
             out.append("\n" + indent * (level + 1))
-            _json_indent(item, indent, level + 1, out)
+            _json_indent(item, indent, level + 1, out, escape_html)
         out.append("\n" + indent * level + "]")
     else:
-        out.append(_json_scalar(v))
+        out.append(_json_scalar(v, escape_html))
 
 
-def go_json_dumps(obj: Any, indent: str | None = "  ", newline: bool = True) -> str:
+def go_json_dumps(obj: Any, indent: str | None = "  ", newline: bool = True, escape_html: bool = True) -> str:
     """json.MarshalIndent(obj, "", indent) (+ "\\n" as fmt.Println adds); indent=None is json.Marshal.
 
     Dict key order is kept as given (Go structs marshal in field order). A Go nil slice
     marshals as null: pass None for that; [] prints "[]". Strings get Go's escaping
-    (<, >, & as \\u003c..., \\u2028/\\u2029, invalid UTF-8 as \\ufffd; other non-ASCII raw).
+    (<, >, & as \\u003c... unless escape_html is False, as with Encoder.SetEscapeHTML(false);
+    \\b, \\f, \\n, \\r, \\t short forms; other controls, U+2028/U+2029 as \\u00XX/\\u2028;
+    invalid UTF-8 as \\ufffd; other non-ASCII raw). Datetimes marshal as RFC3339Nano,
+    timedeltas as integer nanoseconds, bytes as base64, as Go's time.Time/Duration/[]byte do.
     """
     if indent is None:
-        text = _json_compact(obj)
+        text = _json_compact(obj, escape_html)
     else:
         parts: list[str] = []
-        _json_indent(obj, indent, 0, parts)
+        _json_indent(obj, indent, 0, parts, escape_html)
         text = "".join(parts)
     return text + "\n" if newline else text
 
 
-def _json_compact(v: Any) -> str:
+def _json_compact(v: Any, escape_html: bool) -> str:
     if isinstance(v, dict):
-        return "{" + ",".join(_json_str(str(k)) + ":" + _json_compact(x) for k, x in v.items()) + "}"
+        return "{" + ",".join(_json_str(str(k), escape_html) + ":" + _json_compact(x, escape_html)
+                              for k, x in v.items()) + "}"
     if isinstance(v, list | tuple):
-        return "[" + ",".join(_json_compact(x) for x in v) + "]"
-    return _json_scalar(v)
+        return "[" + ",".join(_json_compact(x, escape_html) for x in v) + "]"
+    return _json_scalar(v, escape_html)
 
 
 def json_loads(text: str | bytes) -> Any:

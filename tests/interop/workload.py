@@ -495,8 +495,10 @@ def long_history_scenario(n_txids: int = 3000, page_size: int = 4096, sample: in
             steps.append(sql_step(f"txn {i}: delete", "DELETE FROM h WHERE id IN "
                                   "(SELECT id FROM h WHERE id % 7 = ? LIMIT 3)", i % 7))
         elif i % 7 == 0:
-            steps.append(sql_step(f"txn {i}: update", "UPDATE h SET v = ? WHERE id = ?",
-                                  f"updated {i}", rng.randint(1, i)))
+            # Target an existing row: an UPDATE matching nothing writes no WAL frame and no TXID.
+            steps.append(sql_step(f"txn {i}: update", "UPDATE h SET v = ? WHERE id = "
+                                  "(SELECT id FROM h WHERE id >= ? ORDER BY id LIMIT 1)",
+                                  f"updated {i}", rng.randint(1, i // 2)))
         else:
             steps.append(sql_step(f"txn {i}: insert", "INSERT INTO h(v) VALUES (?)",
                                   f"row {i} " + "z" * rng.randint(0, 300)))

@@ -1,0 +1,214 @@
+"""`litestream restore`: recover a database from a replica (URL or a database in the config)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+
+from litestream import logs
+from litestream.backends.base import BackendError
+from litestream.backends.url import is_url
+from litestream.cli.common import (
+    CommandError,
+    load_config,
+    print_json,
+    register_config_flags,
+    replica_from_config,
+    replica_from_url,
+)
+from litestream.cli.goflag import FlagSet
+from litestream.cli.usage import USAGE
+from litestream.gofmt import format_rfc3339, parse_rfc3339_ns, tabwriter
+from litestream.ltx import format_txid, parse_txid
+from litestream.restore import (
+    RestoreError,
+    TxNotAvailable,
+    calc_restore_plan,
+    check_restore_target,
+    integrity_check,
+    restore_files,
+)
+
+FOLLOW_INTERVAL_NS = 1_000_000_000
+
+
+def usage() -> None:
+    sys.stdout.write(USAGE["restore"])
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _Terminated()
+
+
+def prepare_output_path(path: str, force: bool) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise CommandError(f"cannot access output path: {e.strerror}") from None
+    import stat as stat_mod
+
+    if stat_mod.S_ISDIR(st.st_mode):
+        raise CommandError(f"cannot restore, output path is a directory: {path}")
+    if st.st_size > 0 and not force:
+        raise CommandError(f"cannot restore, output path already exists and is not empty: {path}. "
+                           "Use -force to overwrite")
+    for side in (path + "-wal", path + "-shm", path + "-journal"):
+        if os.path.lexists(side) and not force:
+            raise CommandError(f"cannot restore, SQLite sidecar path already exists: {side}. Use -force to overwrite")
+    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(p)
+
+
+def _plan_json(source: str, target: str, replica_type: str, plan) -> dict:
+    return {
+        "source": source,
+        "target_path": target,
+        "replica": replica_type,
+        "min_txid": format_txid(plan[0].min_txid),
+        "max_txid": format_txid(plan[-1].max_txid),
+        "files": [{"level": i.level, "name": i.name, "min_txid": format_txid(i.min_txid),
+                   "max_txid": format_txid(i.max_txid), "size": i.size,
+                   "timestamp": format_rfc3339(i.created_at_ns)} for i in plan],
+    }
+
+
+def _print_plan(p: dict) -> None:
+    out = sys.stdout
+    out.write("Restore plan:\n")
+    out.write(f"  source: {p['source']}\n")
+    out.write(f"  target: {p['target_path']}\n")
+    out.write(f"  replica: {p['replica']}\n")
+    out.write(f"  txid range: {p['min_txid']} - {p['max_txid']}\n\n")
+    out.write("Files to fetch:\n")
+    rows = [["level", "file", "min_txid", "max_txid", "size", "timestamp"]]
+    rows += [[str(f["level"]), f["name"], f["min_txid"], f["max_txid"], str(f["size"]), f["timestamp"]]
+             for f in p["files"]]
+    out.write(tabwriter(rows))
+
+
+def run(args: list[str], name: str = "restore") -> int:
+    fs = FlagSet("litestream-restore", usage)
+    register_config_flags(fs)
+    fs.string("o", "", "output path")
+    fs.var("txid", parse_txid, 0, "transaction ID", formatter=format_txid)
+    fs.int("parallelism", 8, "parallelism")
+    fs.bool("if-db-not-exists", False, "")
+    fs.bool("if-replica-exists", False, "")
+    fs.string("timestamp", "", "timestamp")
+    fs.bool("dry-run", False, "print restore plan without writing")
+    fs.bool("force", False, "overwrite existing output database")
+    fs.bool("json", False, "output raw JSON")
+    fs.bool("f", False, "follow mode")
+    fs.duration("follow-interval", FOLLOW_INTERVAL_NS, "polling interval for follow mode")
+    fs.string("integrity-check", "none", "post-restore integrity check: none, quick, or full")
+    opts = fs.parse(args)
+    if not opts.args or opts.args[0] == "":
+        raise CommandError("database path or replica URL required",
+                           "litestream restore -o /path/to/db s3://bucket/prefix")
+    if len(opts.args) > 1:
+        raise CommandError("too many arguments")
+    logs.init_log("stderr" if opts.json else "stdout", "INFO", "text", False)
+
+    mode = opts["integrity-check"]
+    if mode not in ("none", "quick", "full"):
+        raise CommandError(f"invalid -integrity-check value: {mode}")
+    timestamp_ns = None
+    if opts.timestamp:
+        try:
+            timestamp_ns = parse_rfc3339_ns(opts.timestamp)[0]
+        except ValueError:
+            raise CommandError("invalid -timestamp, must specify in ISO 8601 format "
+                               "(e.g. 2000-01-01T00:00:00Z)") from None
+    if opts.f:
+        if opts["dry-run"]:
+            raise CommandError("cannot use -dry-run with -f")
+        if opts.txid:
+            raise CommandError("cannot use follow mode with -txid")
+        if timestamp_ns is not None:
+            raise CommandError("cannot use follow mode with -timestamp")
+        raise CommandError("follow mode (-f) is not supported by litestream-py yet")
+    if opts.txid and timestamp_ns is not None:
+        raise CommandError("cannot specify index & timestamp to restore")
+
+    source = opts.args[0]
+    output = opts.o
+    try:
+        if is_url(source):
+            if opts.config:
+                raise CommandError("cannot specify a replica URL and the -config flag")
+            if not output:
+                raise CommandError("-o is required when restoring from a replica URL",
+                                   f"litestream restore -o /path/to/db {source}")
+            if opts["if-db-not-exists"] and os.path.lexists(output):
+                logs.info("database already exists, skipping")
+                return 0
+            client = replica_from_url(source)
+            try:
+                check_restore_target(client, timestamp_ns)
+            except RestoreError as e:
+                raise CommandError(str(e)) from None
+        else:
+            config = load_config(opts.config, opts.no_expand_env)
+            db_path, client = replica_from_config(config, source)
+            output = output or db_path
+            if opts["if-db-not-exists"] and os.path.lexists(output):
+                logs.info("database already exists, skipping")
+                return 0
+        log = logs.get_logger("restore").with_attrs(replica=client.type)
+
+        if opts["dry-run"]:
+            try:
+                plan = calc_restore_plan(client, opts.txid, timestamp_ns)
+            except RestoreError as e:
+                raise CommandError(str(e)) from None
+            p = _plan_json(source, output, client.type, plan)
+            if opts.json:
+                print_json(p)
+            else:
+                _print_plan(p)
+            return 0
+
+        prepare_output_path(output, opts.force)
+        start = time.monotonic()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            try:
+                plan = calc_restore_plan(client, opts.txid, timestamp_ns)
+            except TxNotAvailable:
+                if opts["if-replica-exists"]:
+                    logs.info("no matching backups found")
+                    return 0
+                raise
+            restore_files(client, plan, output, opts.parallelism)
+            if mode != "none":
+                try:
+                    integrity_check(output, mode)
+                except RestoreError:
+                    for p in (output, output + "-shm", output + "-wal"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.remove(p)
+                    raise
+                log.info("post-restore integrity check passed")
+        except _Terminated:
+            raise CommandError("restore interrupted by SIGTERM; no output was written") from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if opts.json:
+            print_json({"db_path": output, "replica": client.type,
+                        "txid": format_txid(opts.txid or plan[-1].max_txid),
+                        "duration_ms": int((time.monotonic() - start) * 1000), "integrity_check": mode})
+        return 0
+    except RestoreError as e:
+        raise CommandError(str(e)) from None
+    except BackendError as e:
+        raise CommandError(str(e)) from None
