@@ -14,7 +14,6 @@ shows (invalid UTF-8), a Python string is taken to carry undecodable bytes as
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 import time as _time
@@ -241,12 +240,7 @@ def parse_int(s: str, base: int = 0, bit_size: int = 64) -> int:
         body = s[1:]
     elif s[0] == "-":
         neg, body = True, s[1:]
-    try:
-        un = _parse_uint(body, base, bit_size)
-    except _NumError as e:
-        if e.kind != "range":
-            raise
-        raise _NumError("range") from None
+    un = _parse_uint(body, base, bit_size)
     cutoff = 1 << (bit_size - 1)
     if not neg and un >= cutoff:
         raise _NumError("range")
@@ -1039,11 +1033,6 @@ def _json_compact(v: Any, escape_html: bool) -> str:
     if isinstance(v, list | tuple):
         return "[" + ",".join(_json_compact(x, escape_html) for x in v) + "]"
     return _json_scalar(v, escape_html)
-
-
-def json_loads(text: str | bytes) -> Any:
-    """Plain json.loads, re-exported so callers of this module need one import for both ways."""
-    return json.loads(text)
 
 
 # ---------------------------------------------------------------------------

@@ -240,12 +240,9 @@ def _redact(attr: Attr) -> Attr:
         text = str(v)
         r = redact_url(text)
         if r != text:
-            return Attr(attr.key, _ErrorText(r))
+            # slog prints an error as its text in every format, so the masked text can stand in.
+            return Attr(attr.key, r)
     return attr
-
-
-class _ErrorText(str):
-    """An error whose text was redacted; renders like the original error (a string)."""
 
 
 # ---------------------------------------------------------------------------
@@ -422,9 +419,6 @@ def _json_value(v: Any) -> str:
 # Handler
 
 
-_STREAM_NAMES = ("stdout", "stderr")
-
-
 class SlogHandler(logging.Handler):
     """Renders records as Litestream's slog handler of the given type would."""
 
@@ -432,6 +426,8 @@ class SlogHandler(logging.Handler):
                  add_source: bool = False, color: bool | None = None) -> None:
         if type not in ("text", "json", "pretty", ""):
             raise ValueError(f"invalid logging type {type!r}: must be \"text\", \"json\" or \"pretty\"")
+        if isinstance(stream, str) and stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream must be a file object, \"stdout\" or \"stderr\", not {stream!r}")
         super().__init__(_std_level(level))
         self._stream = stream
         self.type = type or "text"
@@ -481,9 +477,14 @@ class SlogHandler(logging.Handler):
 
     def _source(self, record: logging.LogRecord) -> tuple[str, str, int]:
         path = record.pathname.replace(os.sep, "/")
+        # Like Litestream's CleanSourcePath: the path inside the package ("store.py", "db/sync.py").
         idx = path.rfind("/litestream/")
-        file = path[idx + len("/litestream/"):] if idx >= 0 else os.path.basename(path)
-        module = "litestream." + file[:-3].replace("/", ".") if file.endswith(".py") else record.module
+        if idx >= 0:
+            file = path[idx + len("/litestream/"):]
+            module = "litestream." + file.removesuffix(".py").replace("/", ".")
+        else:
+            file = os.path.basename(path)
+            module = record.module
         return f"{module}.{record.funcName}", file, record.lineno
 
     def _render_text(self, ns: int, level: int, msg: str, attrs: list[Attr],
@@ -551,6 +552,8 @@ def _isatty(stream: Any) -> bool:
 
 _ROOT_NAME = "litestream"
 _lock = threading.Lock()
+# Wall clock in ns, read once per record (a module attribute so tests can pin it).
+_clock: Callable[[], int] = time.time_ns
 _current_level = INFO
 
 
@@ -619,7 +622,7 @@ class Logger:
         attrs = list(self._attrs)
         if args or kwargs:
             attrs.extend(_args_to_attrs(args, kwargs))
-        extra = {"slog_level": level, "slog_time_ns": time.time_ns(), "slog_attrs": attrs}
+        extra = {"slog_level": level, "slog_time_ns": _clock(), "slog_attrs": attrs}
         # Three frames up is the code that called info()/debug()/...: that is the "source".
         self._logger.log(_std_level(level), "%s", msg, extra=extra, stacklevel=3)
 

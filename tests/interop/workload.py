@@ -143,7 +143,8 @@ def _digest_conn(conn: apsw.Connection) -> str:
                 continue
             _feed_row(h, ("schema", typ, name, tbl, sql))
         for typ, name, _tbl, sql in schema:
-            if typ != "table" or _is_litestream_name(name) or (sql or "").upper().startswith("CREATE VIRTUAL"):
+            virtual = (sql or "").upper().startswith("CREATE VIRTUAL")
+            if typ != "table" or virtual or _is_litestream_name(name):
                 continue
             quoted = '"' + name.replace('"', '""') + '"'
             try:
@@ -168,10 +169,12 @@ def content_digest(db_path: str | os.PathLike[str]) -> str:
 
 
 def integrity_ok(db_path: str | os.PathLike[str]) -> bool:
-    """True iff `PRAGMA integrity_check` answers exactly 'ok'."""
+    """True iff `PRAGMA integrity_check` answers exactly 'ok' (False if SQLite cannot even read it)."""
     conn = _open_readonly(db_path)
     try:
         return _run(conn, "PRAGMA integrity_check") == [("ok",)]
+    except apsw.Error:  # e.g. CorruptError / NotADBError from a damaged header or schema
+        return False
     finally:
         conn.close()
 
@@ -216,6 +219,35 @@ def read_ltx_header(path: str | os.PathLike[str]) -> LtxHeader:
     return LtxHeader(flags, page_size, commit, min_txid, max_txid, ts, wal_off, wal_size, s1, s2, size)
 
 
+def read_ltx_page_numbers(path: str | os.PathLike[str]) -> list[int]:
+    """Page numbers stored in an LTX file, from its page index (no page is decompressed)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(size - 24)
+        (index_len,) = struct.unpack(">Q", fh.read(8))
+        fh.seek(size - 24 - index_len)
+        raw = fh.read(index_len)
+    nums: list[int] = []
+    pos = 0
+
+    def uvarint() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            b = raw[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+
+    while (pgno := uvarint()) != 0:
+        uvarint()  # frame offset
+        uvarint()  # frame size
+        nums.append(pgno)
+    return nums
+
+
 WalPosition = tuple[tuple[int, int] | None, int]  # (salts of the current generation or None, end offset)
 
 
@@ -235,7 +267,7 @@ class _WalScanner:
 
     def position(self) -> WalPosition:
         try:
-            fh = open(self.wal_path, "rb")
+            fh = open(self.wal_path, "rb")  # noqa: SIM115 - closed by the `with` below
         except FileNotFoundError:
             return None, 32
         with fh:
@@ -282,16 +314,18 @@ class Step:
     wait: bool = True
     mode: str = ""  # checkpoint mode
     seconds: float = 0.0  # sleep
+    check: bool = True  # with Scenario.check_txids == "steps": restore the TXID this write lands in
 
 
-def sql_step(label: str, sql: str, *bindings: Any, wait: bool = True, in_transaction: bool = True) -> Step:
+def sql_step(label: str, sql: str, *bindings: Any, wait: bool = True, in_transaction: bool = True,
+             check: bool = True) -> Step:
     return Step(label, "write", sql=sql, bindings=tuple(bindings) if bindings else None, wait=wait,
-                in_transaction=in_transaction)
+                in_transaction=in_transaction, check=check)
 
 
 def python_step(label: str, fn: Callable[[apsw.Connection], None], *, wait: bool = True,
-                in_transaction: bool = True) -> Step:
-    return Step(label, "write", fn=fn, wait=wait, in_transaction=in_transaction)
+                in_transaction: bool = True, check: bool = True) -> Step:
+    return Step(label, "write", fn=fn, wait=wait, in_transaction=in_transaction, check=check)
 
 
 def vacuum_step(label: str = "VACUUM") -> Step:
@@ -330,9 +364,9 @@ class Scenario:
     global_config: Mapping[str, Any] = field(default_factory=dict)
     db_config: Mapping[str, Any] = field(default_factory=dict)
     replica_config: Mapping[str, Any] = field(default_factory=dict)
-    # Which TXIDs to restore with the reference: "all", a sample size, or explicit TXIDs (latest is
-    # always restored as well).
-    check_txids: Literal["all"] | int | tuple[int, ...] = "all"
+    # Which TXIDs to restore with the reference (latest is always restored as well): "all"; "steps"
+    # (TXID 1 and the first TXID of every write step with check=True); a sample size; explicit TXIDs.
+    check_txids: Literal["all", "steps"] | int | tuple[int, ...] = "all"
     # Also compute content_digest + integrity_check of the reference restores (costly for huge dbs).
     verify_restores: VerifyMode = "all"
     # Keep the restored files (in <workdir>/restores) instead of only their hashes.
@@ -543,25 +577,28 @@ def large_db_scenario(target_bytes: int = int(1.1 * 2**30)) -> Scenario:
                  "(SELECT page_count FROM pragma_page_count()) AS INTEGER))")
     steps = (
         sql_step("update a row at the start of the file", "UPDATE big SET kind = 10, b = randomblob(100) "
-                 "WHERE id = 1"),
+                 "WHERE id = 1", check=False),
         sql_step("rewrite 8 rows whose pages straddle the lock page",
                  f"UPDATE big SET kind = 11, b = randomblob({row_bytes}) "
                  f"WHERE id BETWEEN {near_lock} - 4 AND {near_lock} + 3"),
         sql_step("update the last 3 rows (pages beyond the lock page)",
                  f"UPDATE big SET kind = 12, b = zeroblob({row_bytes}) "
                  "WHERE id > (SELECT max(id) - 3 FROM big)"),
-        sql_step("small table update", "UPDATE small SET v = 'changed' WHERE k = 'a'"),
+        sql_step("small table update", "UPDATE small SET v = 'changed' WHERE k = 'a'",
+                 check=False),
         sql_step("insert 4 rows (file grows)", f"INSERT INTO big(kind, b) SELECT 13, randomblob({row_bytes}) "
-                 "FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4)"),
+                 "FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4)", check=False),
         sql_step("delete a row beyond the lock page", "DELETE FROM big WHERE id = (SELECT max(id) - 10 "
-                 "FROM big)"),
+                 "FROM big)", check=False),
     )
     return Scenario(name=f"large-{target_bytes}", page_size=page_size, setup=(
         python_step("fill to target size", fill, in_transaction=False),), steps=steps,
         # One startup snapshot only: every L9 pass would otherwise rewrite the whole ~1 GiB.
         global_config={"snapshot": {"interval": "1h"}},
-        verify_restores="latest", keep_db_copies=False, step_timeout=900.0, log_level="info",
-        poll_interval=0.005)
+        # Each check costs a ~12 s restore of ~1.1 GiB plus hashing: check the initial snapshot, the
+        # lock-page rows, the pages beyond it, and latest (which equals the last TXID).
+        check_txids="steps", verify_restores="latest", keep_db_copies=False, step_timeout=900.0,
+        log_level="info", poll_interval=0.005)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -592,6 +629,7 @@ class StepResult:
     replicator_running: bool
     first_txid: int | None = None  # first TXID whose L0 contains this write
     note: str = ""
+    check: bool = False
 
 
 @dataclass
@@ -644,6 +682,10 @@ class GeneratedReplica:
     def copy_replica(self, dst: str | os.PathLike[str]) -> Path:
         """Copy the replica tree, keeping mtimes (a file replica's CreatedAt is the file mtime)."""
         return Path(shutil.copytree(self.replica_path, dst, copy_function=shutil.copy2))
+
+    def cleanup(self) -> None:
+        """Delete everything generated (the large scenario leaves several GiB behind)."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def manifest(self) -> dict[str, Any]:
         def rec(r: TxidRecord) -> dict[str, Any]:
@@ -941,7 +983,7 @@ class _Runner:
         self.steps.append(start_res)
         for step in scn.steps:
             ts = time.monotonic()
-            res = StepResult(step.label, step.kind, 0.0, self.rep.running)
+            res = StepResult(step.label, step.kind, 0.0, self.rep.running, check=step.check)
             if step.kind == "write":
                 self._write(step, res)
             elif step.kind == "checkpoint":
@@ -990,6 +1032,9 @@ class _Runner:
             return list(range(1, n + 1))
         if isinstance(chk, tuple):
             return sorted({t for t in chk if 1 <= t <= n})
+        if chk == "steps":
+            return sorted({1} | {s.first_txid for s in self.steps
+                                 if s.kind == "write" and s.check and s.first_txid is not None})
         # A sample: the ends, an even spread, and TXIDs that start a WAL generation (restarts,
         # checkpoints, snapshots after a truncation), which are where restores go wrong.
         picks = {1, 2, 3, n - 2, n - 1, n}
@@ -1027,8 +1072,8 @@ class _Runner:
         t0 = time.monotonic()
         out_dir = self.workdir / "restores"
         out_dir.mkdir()
-        records = [TxidRecord(t, d, h) for t, (h, d) in enumerate(zip(self.headers, self.digests, strict=True),
-                                                                    start=1)]
+        pairs = zip(self.headers, self.digests, strict=True)
+        records = [TxidRecord(t, d, h) for t, (h, d) in enumerate(pairs, start=1)]
         for txid in self._choose_txids():
             self._restore_one(records[txid - 1], txid, scn.verify_restores == "all", out_dir)
         latest = TxidRecord(self.max_txid, records[-1].content_digest)
@@ -1038,7 +1083,8 @@ class _Runner:
                 out_dir.rmdir()
         plans = {r.hex: r.plan for r in records if r.plan is not None}
         plans["latest"] = latest.plan  # type: ignore[assignment]
-        ltx_json = json.loads(self._ref("ltx", "-level", "all", "-json", "file://" + str(self.replica_path)).stdout)
+        ltx_json = json.loads(
+            self._ref("ltx", "-level", "all", "-json", "file://" + str(self.replica_path)).stdout)
         self.timings["restores"] = time.monotonic() - t0
 
         def du(p: Path) -> int:
