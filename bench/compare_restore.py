@@ -97,11 +97,11 @@ def build_db(path: Path, size: int) -> int:
     return pages
 
 
-def later_transactions(path: Path, n: int = 5) -> None:
+def later_transactions(path: Path, seed: int, n: int = 3) -> None:
     """A few small transactions after the snapshot, so the restore also applies L0 files."""
     import apsw
 
-    rng = random.Random(99)
+    rng = random.Random(seed)
     conn = apsw.Connection(str(path))
     conn.execute("PRAGMA busy_timeout=10000")
     (max_post,) = conn.execute("SELECT max(id) FROM posts").fetchone()
@@ -138,8 +138,9 @@ def prepare(size_gib: float, rebuild: bool) -> Path:
     print(f"built {db} ({pages} pages, {pages * PAGE_SIZE / 2**30:.2f} GiB) in {time.perf_counter() - t:.0f}s")
     t = time.perf_counter()
     replicate_once(work, db, replica)
-    later_transactions(db)
-    replicate_once(work, db, replica)
+    for seed in range(5):
+        later_transactions(db, seed)
+        replicate_once(work, db, replica)
     files = sorted(str(p.relative_to(replica)) for p in replica.rglob("*.ltx"))
     print(f"replicated with the reference in {time.perf_counter() - t:.0f}s: {len(files)} LTX files")
     meta.write_text(json.dumps({"pages": pages, "files": files}, indent=1))
@@ -161,6 +162,7 @@ class Run:
 class Config:
     label: str
     argv: list[str]
+    url: str
     env: dict[str, str]
     runs: list[Run] = field(default_factory=list)
 
@@ -181,7 +183,7 @@ def timed(cfg: Config, out: Path, cold: bool) -> Run:
         drop_caches()
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen([*cfg.argv, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=err, env=cfg.env)
+        proc = subprocess.Popen([*cfg.argv, "-o", str(out), cfg.url], stdout=subprocess.DEVNULL, stderr=err, env=cfg.env)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -209,10 +211,10 @@ def main() -> None:
     outdir.mkdir(parents=True)
     ref = str(reference_binary())
     ours = [sys.executable, "-m", "litestream"]
-    configs = [Config("reference", [ref, "restore", url], ref_env()),
-               Config("ours", [*ours, "restore", url], dict(os.environ)),
-               Config("reference -parallelism 1", [ref, "restore", "-parallelism", "1", url], ref_env()),
-               Config("ours -parallelism 1", [*ours, "restore", "-parallelism", "1", url], dict(os.environ))]
+    configs = [Config("reference", [ref, "restore"], url, ref_env()),
+               Config("ours", [*ours, "restore"], url, dict(os.environ)),
+               Config("reference -parallelism 1", [ref, "restore", "-parallelism", "1"], url, ref_env()),
+               Config("ours -parallelism 1", [*ours, "restore", "-parallelism", "1"], url, dict(os.environ))]
     print(f"replica {url}\nreference {ref}\nours {' '.join(ours)}\n")
     for i in range(args.runs):
         for pair in (configs[:2], configs[2:]):
