@@ -13,7 +13,7 @@ Each run restores with `-o OUT file://REPLICA`, the reference and ours alternati
 changes every run), once with the default parallelism and once with `-parallelism 1`. Before every
 timed run the previous output is deleted and os.sync() flushes the page cache, so that writeback of
 one run's 1 GiB is not charged to the next. Wall time, user+sys CPU and peak RSS (ru_maxrss) come from
-os.wait4 on the child. All outputs must be byte-identical (sha256)."""
+os.wait4 on the child (see LAUNCHER). All outputs must be byte-identical (sha256)."""
 
 from __future__ import annotations
 
@@ -117,7 +117,8 @@ def later_transactions(path: Path, seed: int, n: int = 3) -> None:
 
 def replicate_once(work: Path, db: Path, replica: Path) -> None:
     cfg = work / "litestream.yml"
-    cfg.write_text(json.dumps({"dbs": [{"path": str(db), "replica": {"type": "file", "path": str(replica)}}]}))
+    replica_cfg = {"type": "file", "path": str(replica)}
+    cfg.write_text(json.dumps({"dbs": [{"path": str(db), "replica": replica_cfg}]}))
     proc = subprocess.run([str(reference_binary()), "replicate", "-once", "-config", str(cfg)],
                           capture_output=True, text=True, env=ref_env(), timeout=3600)
     if proc.returncode != 0:
@@ -135,7 +136,8 @@ def prepare(size_gib: float, rebuild: bool) -> Path:
     size = int(size_gib * (1 << 30)) + (8 << 20)
     t = time.perf_counter()
     pages = build_db(db, size)
-    print(f"built {db} ({pages} pages, {pages * PAGE_SIZE / 2**30:.2f} GiB) in {time.perf_counter() - t:.0f}s")
+    print(f"built {db} ({pages} pages, {pages * PAGE_SIZE / 2**30:.2f} GiB) "
+          f"in {time.perf_counter() - t:.0f}s")
     t = time.perf_counter()
     replicate_once(work, db, replica)
     for seed in range(5):
@@ -175,6 +177,24 @@ def drop_caches() -> None:
         f.write("3\n")
 
 
+# ru_maxrss survives execve: a child forked from this (large) process would report at least our RSS. So
+# each command is started by a small `python -S` launcher that forks, execs, waits and reports the
+# child's rusage; the child's own high-water mark is then what ru_maxrss measures (floor ~5 MiB).
+LAUNCHER = """
+import os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        os.execv(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss)
+"""
+
+
 def timed(cfg: Config, out: Path, cold: bool) -> Run:
     if out.exists():
         out.unlink()
@@ -182,25 +202,26 @@ def timed(cfg: Config, out: Path, cold: bool) -> Run:
     if cold:
         drop_caches()
     with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen([*cfg.argv, "-o", str(out), cfg.url], stdout=subprocess.DEVNULL, stderr=err, env=cfg.env)
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        proc = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *cfg.argv, "-o", str(out), cfg.url],
+                              stdout=subprocess.PIPE, stderr=err, env=cfg.env, check=False)
+        fields = proc.stdout.split()
+        if proc.returncode != 0 or len(fields) != 4 or fields[0] != b"0":
             err.seek(0)
-            sys.exit(f"{cfg.label} exited {proc.returncode}:\n{err.read().decode(errors='replace')[-4000:]}")
+            sys.exit(f"{cfg.label} failed ({proc.stdout!r}):\n{err.read().decode(errors='replace')[-4000:]}")
+    wall, cpu, maxrss_kib = float(fields[1]), float(fields[2]), int(fields[3])
     with open(out, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, digest)
+    return Run(wall, cpu, maxrss_kib / 1024, digest)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size-gib", type=float, default=1.0, help="database size (default 1; >= 1 crosses the lock page)")
+    ap.add_argument("--size-gib", type=float, default=1.0,
+                    help="database size (default 1; >= 1 crosses the lock page)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per configuration (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the restored databases (in .cache/bench/out)")
-    ap.add_argument("--drop-caches", action="store_true", help="also drop the page cache before each run (root)")
+    ap.add_argument("--drop-caches", action="store_true",
+                    help="also drop the page cache before each run (needs root)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached database and replica")
     args = ap.parse_args()
 

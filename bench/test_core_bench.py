@@ -14,8 +14,8 @@ import random
 from collections.abc import Callable
 
 import pytest
-from conftest import BENCH_BYTES, ROUNDS, BenchInput, encode_snapshot, record_throughput
 
+from conftest import BENCH_BYTES, ROUNDS, BenchInput, encode_snapshot, record_throughput
 from litestream import _ltxcore as core
 
 CRC_BYTES = max(1 << 20, BENCH_BYTES // 4 >> 20 << 20)  # 256 MiB by default
