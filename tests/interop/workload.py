@@ -251,7 +251,7 @@ def read_ltx_page_numbers(path: str | os.PathLike[str]) -> list[int]:
 WalPosition = tuple[tuple[int, int] | None, int]  # (salts of the current generation or None, end offset)
 
 
-class _WalScanner:
+class WalScanner:
     """End of the last committed frame of the current WAL generation, read from frame headers only.
 
     Frames are trusted by their salts alone (no checksum): stale frames of an older generation carry
@@ -662,6 +662,11 @@ class GeneratedReplica:
         return self.records[-1].txid
 
     @property
+    def expectations(self) -> list[tuple[int, str, str]]:
+        """(txid, content_digest, reference restore sha256) for every checked TXID."""
+        return [(r.txid, r.content_digest, r.ref_sha256) for r in self.checked]  # type: ignore[misc]
+
+    @property
     def checked(self) -> list[TxidRecord]:
         """Records restored with the reference binary (those with a ref_sha256)."""
         return [r for r in self.records if r.ref_sha256 is not None]
@@ -727,8 +732,8 @@ def _die_with_parent() -> None:
 class _Replicator:
     """One `litestream replicate` process at a time, logging to a file shared across restarts."""
 
-    def __init__(self, binary: Path, config_path: Path, log_path: Path) -> None:
-        self.binary = binary
+    def __init__(self, argv: Sequence[str], config_path: Path, log_path: Path) -> None:
+        self.argv = list(argv)
         self.config_path = config_path
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -748,7 +753,7 @@ class _Replicator:
             log.write(f"=== workload: start #{self.starts} at {time.time():.3f} ===\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [str(self.binary), "replicate", "-no-expand-env", "-config", str(self.config_path)],
+                [*self.argv, "replicate", "-no-expand-env", "-config", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=ref_env(),
                 preexec_fn=_die_with_parent)
 
@@ -811,7 +816,7 @@ class _Pending:
 
 
 class _Runner:
-    def __init__(self, workdir: Path, scenario: Scenario) -> None:
+    def __init__(self, workdir: Path, scenario: Scenario, replicator_argv: Sequence[str] | None) -> None:
         self.scn = scenario
         self.workdir = workdir
         self.db_path = workdir / DB_NAME
@@ -821,9 +826,9 @@ class _Runner:
         self.config_path = workdir / "litestream.yml"
         self.log_path = workdir / "litestream.log"
         self.binary = reference_binary(scenario.version)
-        self.rep = _Replicator(self.binary, self.config_path, self.log_path)
+        self.rep = _Replicator(replicator_argv or [str(self.binary)], self.config_path, self.log_path)
         self.conn: apsw.Connection | None = None
-        self.wal = _WalScanner(Path(f"{self.db_path}-wal"), scenario.page_size)
+        self.wal = WalScanner(Path(f"{self.db_path}-wal"), scenario.page_size)
         self.pending: deque[_Pending] = deque()
         self.headers: list[LtxHeader] = []  # index = txid - 1
         self.digests: list[str] = []
@@ -1108,21 +1113,28 @@ class _Runner:
 
 
 @contextlib.contextmanager
-def _runner(workdir: Path, scenario: Scenario) -> Iterator[_Runner]:
-    runner = _Runner(workdir, scenario)
+def _runner(workdir: Path, scenario: Scenario, replicator_argv: Sequence[str] | None) -> Iterator[_Runner]:
+    runner = _Runner(workdir, scenario, replicator_argv)
     try:
         yield runner
     finally:
         runner.close()  # the replicator never outlives a failed (or finished) generation
 
 
-def make_reference_replica(workdir: str | os.PathLike[str], scenario: Scenario) -> GeneratedReplica:
-    """Run `scenario` against the real `litestream replicate` in the fresh directory `workdir`."""
+def make_reference_replica(workdir: str | os.PathLike[str], scenario: Scenario, *,
+                           replicator_argv: Sequence[str] | None = None) -> GeneratedReplica:
+    """Run `scenario` against the real `litestream replicate` in the fresh directory `workdir`.
+
+    `replicator_argv` replaces the reference binary as the replicator only (e.g.
+    `[sys.executable, "-m", "litestream"]` to check OUR replicas with reference restores); it must keep
+    local L0 files in `<dir>/.<db>-litestream/ltx/0/` like the reference does. Restores, plans and the
+    `ltx` listing always come from the reference binary.
+    """
     wd = Path(workdir).resolve()
     wd.mkdir(parents=True, exist_ok=True)
     if any(wd.iterdir()):
         raise WorkloadError(f"{wd} is not empty; make_reference_replica needs a fresh directory")
-    with _runner(wd, scenario) as runner:
+    with _runner(wd, scenario, replicator_argv) as runner:
         return runner.run()
 
 
