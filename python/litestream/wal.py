@@ -7,7 +7,7 @@ from typing import NamedTuple
 from litestream import _ltxcore as core
 from litestream._ltxcore import PrevFrameMismatch
 
-__all__ = ["HEADER_SIZE", "FRAME_HEADER_SIZE", "PrevFrameMismatch", "WALHeader", "WALScan", "read_header", "scan"]
+__all__ = ["FRAME_HEADER_SIZE", "HEADER_SIZE", "PrevFrameMismatch", "WALHeader", "WALScan", "read_header", "scan"]
 
 HEADER_SIZE = 32
 FRAME_HEADER_SIZE = 24

@@ -10,6 +10,7 @@ it decides what replication may write."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 
@@ -89,13 +90,12 @@ def build_replica(root, states, ps, checksums: bool) -> None:
         prev, prev_sum = cur, post
     # L1: our merge of L0 2..4; L9: our merge of everything up to 5 (a snapshot).
     for level, lo, hi in ((1, 2, 4), (9, 1, 5)):
-        inputs = [open(root / "ltx" / "0" / format_filename(t, t), "rb") for t in range(lo, hi + 1)]
         out = root / "ltx" / str(level) / format_filename(lo, hi)
         os.makedirs(out.parent, exist_ok=True)
-        with open(out, "wb") as f:
+        with contextlib.ExitStack() as stack, open(out, "wb") as f:
+            inputs = [stack.enter_context(open(root / "ltx" / "0" / format_filename(t, t), "rb"))
+                      for t in range(lo, hi + 1)]
             oh, _ = core.merge(inputs, f.fileno(), flags)
-        for i in inputs:
-            i.close()
         os.utime(out, ns=(oh[5] * 1_000_000,) * 2)
 
 

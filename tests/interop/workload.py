@@ -95,10 +95,8 @@ def _open_readonly(db_path: str | os.PathLike[str]) -> apsw.Connection:
     quoted = urllib.parse.quote(str(path.resolve()))
     # A restored or checkpointed file has no WAL: open it immutable so SQLite creates no -shm/-wal
     # sidecars next to it (a read-only open of a WAL-mode file otherwise leaves both behind).
-    if wal.exists() and wal.stat().st_size > 0:
-        uri = f"file:{quoted}?mode=ro"
-    else:
-        uri = f"file:{quoted}?immutable=1"
+    has_wal = wal.exists() and wal.stat().st_size > 0
+    uri = f"file:{quoted}?mode=ro" if has_wal else f"file:{quoted}?immutable=1"
     return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
 
 

@@ -165,7 +165,7 @@ def test_lock_page_is_skipped_in_snapshots():
         if p != lock:
             enc.write_page(p, p.to_bytes(4, "big") * (ps // 4))
     enc.finish()
-    h, pages, _ = decode(buf.getvalue())
+    _, pages, _ = decode(buf.getvalue())
     assert lock not in pages and len(pages) == commit - 1
 
 
@@ -245,7 +245,7 @@ def test_merge_matches_model(data):
                       {p: page(p, ps, i) for p in pgnos}))
     blobs = [io.BytesIO(encode(h, p)) for h, p in files]
     out = io.BytesIO()
-    oh, _ = core.merge(blobs, out)
+    core.merge(blobs, out)
     h, pages, _ = decode(out.getvalue())
     expected = model_merge(files)
     assert pages == expected

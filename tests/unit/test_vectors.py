@@ -57,7 +57,7 @@ def test_dry_run_plans_match_reference(vector, tmp_path):
 
 
 def test_ltx_listing_matches_reference(vector):
-    name, m, replica = vector
+    _, m, replica = vector
     outputs = m["ltx_cmd_outputs"]
     js = run_ours("ltx", "-level", "all", "-json", f"file://{replica}")
     assert js.returncode == 0, js.stderr

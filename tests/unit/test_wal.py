@@ -77,7 +77,7 @@ def test_scan_matches_model(tmp_path, page_size):
     # Resuming in the middle, seeded by the previous frame's checksum, finds the rest.
     mid = 32 + 2 * h.frame_size
     s2 = wal.scan(fd, h, mid)
-    pages2, commit2, end2 = py_scan(data, mid)
+    pages2, _, end2 = py_scan(data, mid)
     assert s2.page_map() == pages2 and s2.end == end2
     os.close(fd)
     conn.close()
@@ -110,7 +110,7 @@ def test_uncommitted_and_torn_tail_ignored(tmp_path):
 
 
 def test_restart_leaves_stale_frames_behind(tmp_path):
-    conn, db, walpath = make_wal(tmp_path, txns=8)
+    conn, _, walpath = make_wal(tmp_path, txns=8)
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     with conn:
         conn.execute("INSERT INTO t VALUES (1)")  # restarts the WAL from the start with new salts
@@ -169,7 +169,8 @@ def test_l0_files_rederived_from_captured_wals(tmp_path):
             if extra and len(ltx_pages) != hd["commit"]:
                 # Anything not from the WAL is a growth page: the file holds the whole tail of the database.
                 assert set(range(min(extra), hd["commit"] + 1)) <= ltx_pages
-            decoded = dict(core.Decoder(open(VECTORS / name / "replica" / "ltx" / "0" / f["name"], "rb")))
+            with open(VECTORS / name / "replica" / "ltx" / "0" / f["name"], "rb") as ltx_file:
+                decoded = dict(core.Decoder(ltx_file))
             for pgno, off in s.page_map().items():
                 assert decoded[pgno] == data[off + 24:off + 24 + h.page_size]
             checked += 1

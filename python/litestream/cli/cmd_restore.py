@@ -43,7 +43,7 @@ class _Terminated(Exception):
     pass
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+def _on_sigterm(signum, frame):
     raise _Terminated()
 
 

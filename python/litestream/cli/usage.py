@@ -1,33 +1,524 @@
+# ruff: noqa: E101 - verbatim help texts keep the reference's tab indentation
 """Usage texts printed by -h, identical to the reference's so scripts and docs keep working."""
 
 USAGE: dict[str, str] = {}
 
-USAGE[''] = 'litestream is a tool for replicating SQLite databases.\n\nUsage:\n\n\tlitestream <command> [arguments]\n\nThe commands are:\n\n\tdatabases    list databases specified in config file\n\tinfo         show daemon information\n\tlist         list all managed databases\n\tltx          list available LTX files for a database\n\tregister     register a database for replication\n\treplicate    runs a server to replicate databases\n\treset        reset local state for a database\n\trestore      recovers database backup from a replica\n\tstart        start replication for a database\n\tstatus       display replication status for databases\n\tstop         stop replication for a database\n\tsync         force an immediate sync for a database\n\tunregister   unregister a database from replication\n\tversion      prints the binary version\n'
+USAGE[''] = """\
+litestream is a tool for replicating SQLite databases.
 
-USAGE['version'] = 'Prints the version.\n\nUsage:\n\n\tlitestream version [arguments]\n\nArguments:\n\n\t-verbose\n\t    Print detailed build metadata (Go version, commit, build time, OS/arch).\n'
+Usage:
 
-USAGE['databases'] = 'The databases command lists all databases in the configuration file.\n\nUsage:\n\n\tlitestream databases [arguments]\n\nArguments:\n\n\t-config PATH\n\t    Specifies the configuration file.\n\t    Defaults to /etc/litestream.yml\n\n\t-json\n\t    Output raw JSON instead of human-readable text.\n\n\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\nExamples:\n\n\t$ litestream databases\n\t$ litestream databases -config /path/to/litestream.yml\n\t$ litestream databases -no-expand-env -config /path/to/litestream.yml\n'
+	litestream <command> [arguments]
 
-USAGE['info'] = 'usage: litestream info [OPTIONS]\n\nShow daemon information from a running Litestream instance.\n\nOptions:\n  -json\n      Output raw JSON instead of human-readable text.\n\n  -socket PATH\n      Path to control socket (default: /var/run/litestream.sock).\n\n  -timeout SECONDS\n      Maximum time to wait in seconds (default: 10).\n\nExamples:\n  $ litestream info\n  $ litestream info -json\n  $ litestream info -socket /tmp/litestream.sock\n'
+The commands are:
 
-USAGE['list'] = 'usage: litestream list [OPTIONS]\n\nList all managed databases from a running daemon.\n\nOptions:\n  -json\n      Output raw JSON instead of human-readable text.\n\n  -socket PATH\n      Path to control socket (default: /var/run/litestream.sock).\n\n  -timeout SECONDS\n      Maximum time to wait in seconds (default: 10).\n\nExamples:\n  $ litestream list\n  $ litestream list -json\n  $ litestream list -socket /tmp/litestream.sock\n'
+	databases    list databases specified in config file
+	info         show daemon information
+	list         list all managed databases
+	ltx          list available LTX files for a database
+	register     register a database for replication
+	replicate    runs a server to replicate databases
+	reset        reset local state for a database
+	restore      recovers database backup from a replica
+	start        start replication for a database
+	status       display replication status for databases
+	stop         stop replication for a database
+	sync         force an immediate sync for a database
+	unregister   unregister a database from replication
+	version      prints the binary version
+"""
 
-USAGE['ltx'] = 'The ltx command lists all LTX files available for a database.\n\nUsage:\n\n\tlitestream ltx [arguments] DB_PATH\n\n\tlitestream ltx [arguments] REPLICA_URL\n\nArguments:\n\n\t-config PATH\n\t    Specifies the configuration file.\n\t    Defaults to /etc/litestream.yml\n\n\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n\t-level LEVEL\n\t    Compaction level to list (0-9 or "all").\n\t    Defaults to 0.\n\n\t-json\n\t    Output raw JSON instead of human-readable text.\n\nExamples:\n\n\t# List all LTX files for a database.\n\t$ litestream ltx /path/to/db\n\n\t# List all LTX files for replica URL.\n\t$ litestream ltx s3://mybkt/db\n\n\t# List LTX files at snapshot level (level 9).\n\t$ litestream ltx -level 9 /path/to/db\n\n\t# List LTX files across all compaction levels.\n\t$ litestream ltx -level all /path/to/db\n'
+USAGE['version'] = """\
+Prints the version.
 
-USAGE['register'] = 'usage: litestream register [OPTIONS] DB_PATH\n\nRegister a database for replication.\n\nArguments:\n  DB_PATH      Path to the SQLite database file.\n\nOptions:\n  -replica URL\n      Replica destination URL (e.g., s3://bucket/prefix, file:///backup/path).\n      Required.\n\n  -timeout SECONDS\n      Maximum time to wait in seconds (default: 30).\n\n  -socket PATH\n      Path to control socket (default: /var/run/litestream.sock).\n\n  -json\n      Output raw JSON instead of human-readable text.\n\nExamples:\n  # Register a database with an S3 replica.\n  $ litestream register -replica s3://mybucket/db /path/to/db\n\n  # Register a database with a file replica.\n  $ litestream register -replica file:///backup/path /path/to/db\n\n  # Register using a non-default control socket.\n  $ litestream register -socket /tmp/litestream.sock -replica s3://mybucket/db /path/to/db\n\n  # Register and emit a JSON confirmation.\n  $ litestream register -json -replica s3://mybucket/db /path/to/db\n'
+Usage:
 
-USAGE['replicate'] = "The replicate command starts a server to monitor & replicate databases.\nYou can specify your database & replicas in a configuration file or you can\nreplicate a single database file by specifying its path and its replicas in the\ncommand line arguments.\n\nUsage:\n\n\tlitestream replicate [arguments]\n\n\tlitestream replicate [arguments] DB_PATH REPLICA_URL\n\nArguments:\n\n\t-config PATH\n\t    Specifies the configuration file.\n\t    Defaults to /etc/litestream.yml\n\n\t-exec CMD\n\t    Executes a subcommand. Litestream will exit when the child\n\t    process exits. Useful for simple process management.\n\n\t-once\n\t    Replicate once and exit. This performs a single sync of all\n\t    databases and their replicas, then exits. Cannot be used with -exec.\n\n\t-force-snapshot\n\t    Force a snapshot to be taken for all databases. Requires -once.\n\t    This is useful for creating a complete backup before maintenance\n\t    or when migrating databases between hosts.\n\n\t-enforce-retention\n\t    Enforce retention policies for old snapshots. Requires -once.\n\t    This removes snapshots that are older than the configured\n\t    snapshot retention period.\n\n\t-log-level LEVEL\n\t    Sets the log level. Overrides the config file setting.\n\t    Valid values: trace, debug, info, warn, error\n\n\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n\t-restore-if-db-not-exists\n\t    Restores the database from the replica if it doesn't exist.\n\t    On first start with no backup, proceeds normally.\n\nRuntime control commands require the daemon control socket. This includes\nstart, stop, sync, register, unregister, info, and list. Enable it in the config:\n\n\tsocket:\n\t  enabled: true\n\t  path: /tmp/litestream.sock\n"
+	litestream version [arguments]
 
-USAGE['reset'] = 'The reset command clears local Litestream state for a database.\n\nThis is useful for recovering from corrupted or missing LTX files. The reset\nremoves local LTX files from the metadata directory, forcing Litestream to\ncreate a fresh snapshot on the next sync. The database file itself is not\nmodified.\n\nUsage:\n\n\tlitestream reset [arguments] <path>\n\nArguments:\n\n\t-config PATH\n\t    Specifies the configuration file.\n\t    Defaults to /etc/litestream.yml\n\n\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n\t-dry-run\n\t    Print the local LTX files that would be removed without deleting them.\n\nExamples:\n\n\t# Reset local state for a specific database\n\tlitestream reset /path/to/database.db\n\n\t# Preview local files that would be removed\n\tlitestream reset -dry-run /path/to/database.db\n\n\t# Reset using a specific configuration file\n\tlitestream reset -config /etc/litestream.yml /path/to/database.db\n'
+Arguments:
 
-USAGE['restore'] = '\nThe restore command recovers a database from a previous snapshot and WAL.\n\nUsage:\n\n\tlitestream restore [arguments] DB_PATH\n\n\tlitestream restore [arguments] REPLICA_URL\n\nArguments:\n\n\t-config PATH\n\t    Specifies the configuration file.\n\t    Defaults to /etc/litestream.yml\n\n\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\n\t-txid TXID\n\t    Restore up to a specific hex-encoded transaction ID (inclusive).\n\t    Defaults to use the highest available transaction.\n\n\t-timestamp TIMESTAMP\n\t    Restore to a specific point-in-time.\n\t    Defaults to use the latest available backup.\n\n\t-o PATH\n\t    Output path of the restored database.\n\t    Defaults to original DB path.\n\n\t-if-db-not-exists\n\t    Returns exit code of 0 if the database already exists.\n\n\t-if-replica-exists\n\t    Returns exit code of 0 if no backups found.\n\n\t-dry-run\n\t    Print the restore plan and exit without writing a database.\n\n\t-force\n\t    Overwrite an existing output database and SQLite sidecar files.\n\n\t-json\n\t    Output raw JSON summary on successful restore.\n\n\t-f\n\t    Follow mode. After restoring, continuously poll for and apply\n\t    new changes. Similar to tail -f. The restored database should\n\t    only be opened in read-only mode by consumers.\n\t    Cannot be used with -txid or -timestamp.\n\n\t-follow-interval DURATION\n\t    Polling interval for follow mode.\n\t    Defaults to 1s.\n\n\t-parallelism NUM\n\t    Determines the number of WAL files downloaded in parallel.\n\t    Defaults to 8\n\n\t-integrity-check MODE\n\t    Run a post-restore integrity check on the database.\n\t    MODE is one of: none, quick, full.\n\t    Defaults to none.\n\n\nExamples:\n\n\t# Restore latest replica for database to original location.\n\t$ litestream restore /path/to/db\n\n\t# Restore replica for database to a given point in time.\n\t$ litestream restore -timestamp 2020-01-01T00:00:00Z /path/to/db\n\n\t# Restore latest replica for database to new /tmp directory\n\t$ litestream restore -o /tmp/db /path/to/db\n\n\t# Restore database from S3 replica URL.\n\t$ litestream restore -o /tmp/db s3://mybucket/db\n\n\t# Preview restore plan without writing a database.\n\t$ litestream restore -dry-run -o /tmp/db s3://mybucket/db\n\n\t# Continuously restore (follow) a database from a replica.\n\t$ litestream restore -f -o /tmp/read-replica.db s3://mybucket/db\n'
+	-verbose
+	    Print detailed build metadata (Go version, commit, build time, OS/arch).
+"""
 
-USAGE['start'] = 'usage: litestream start [OPTIONS] DB_PATH\n\nStart replication for a database.\n\nOptions:\n  -timeout SECONDS\n      Maximum time to wait in seconds (default: 30).\n\n  -socket PATH\n      Path to control socket (default: /var/run/litestream.sock).\n\n  -json\n      Output raw JSON instead of human-readable text.\n\nExamples:\n  # Start replication for a database on the running daemon.\n  $ litestream start /path/to/db\n\n  # Start replication and emit a JSON confirmation.\n  $ litestream start -json /path/to/db\n\n  # Start replication using a non-default control socket.\n  $ litestream start -socket /tmp/litestream.sock /path/to/db\n\n  # Start replication and wait up to 10 seconds for the daemon response.\n  $ litestream start -timeout 10 /path/to/db\n'
+USAGE['databases'] = """\
+The databases command lists all databases in the configuration file.
 
-USAGE['status'] = "The status command displays the replication status of databases.\n\nUsage:\n\n\tlitestream status [arguments] [database path]\n\nArguments:\n\n\t-config PATH\n\t    Specifies the configuration file.\n\t    Defaults to /etc/litestream.yml\n\n\t-json\n\t    Output raw JSON instead of human-readable text.\n\n\t-no-expand-env\n\t    Disables environment variable expansion in configuration file.\n\nIf a database path is provided, only that database's status is shown.\nOtherwise, all configured databases are displayed.\n\nOutput columns:\n  database      Path to the SQLite database\n  status        Current status (ok, not initialized, no database, error)\n  local txid    Latest local transaction ID\n  wal size      Current WAL file size\n\nNote: To see replica TXID and sync status, inspect daemon diagnostics or logs\nwhile the replication daemon is running.\n\nExamples:\n\n\t$ litestream status\n\t$ litestream status /path/to/db\n\t$ litestream status -json\n"
+Usage:
 
-USAGE['stop'] = 'usage: litestream stop [OPTIONS] DB_PATH\n\nStop replication for a database.\nStop always waits for shutdown and final sync.\n\nOptions:\n  -timeout SECONDS\n      Maximum time to wait in seconds (default: 30).\n\n  -socket PATH\n      Path to control socket (default: /var/run/litestream.sock).\n\n  -json\n      Output raw JSON instead of human-readable text.\n\nExamples:\n  # Stop replication for a database.\n  $ litestream stop /path/to/db\n\n  # Stop replication and emit a JSON confirmation.\n  $ litestream stop -json /path/to/db\n\n  # Stop replication using a non-default control socket.\n  $ litestream stop -socket /tmp/litestream.sock /path/to/db\n\n  # Stop replication and wait up to 10 seconds for final sync and shutdown.\n  $ litestream stop -timeout 10 /path/to/db\n'
+	litestream databases [arguments]
 
-USAGE['sync'] = 'usage: litestream sync [OPTIONS] DB_PATH\n\nForce an immediate sync for a database.\n\nOptions:\n  -wait\n      Block until sync completes including remote replication (default: false).\n\n  -timeout SECONDS\n      Maximum time to wait in seconds, best-effort (default: 30).\n\n  -socket PATH\n      Path to control socket (default: /var/run/litestream.sock).\n\n  -json\n      Output raw JSON instead of human-readable text.\n\nExamples:\n  $ litestream sync /path/to/db\n  $ litestream sync -json /path/to/db\n  $ litestream sync -wait /path/to/db\n  $ litestream sync -wait -timeout 120 /path/to/db\n'
+Arguments:
 
-USAGE['unregister'] = 'usage: litestream unregister [OPTIONS] DB_PATH\n\nUnregister a database from replication.\n\nArguments:\n  DB_PATH      Path to the SQLite database file.\n\nOptions:\n  -timeout SECONDS\n      Maximum time to wait in seconds (default: 30).\n\n  -socket PATH\n      Path to control socket (default: /var/run/litestream.sock).\n\n  -dry-run\n      Preview what would be unregistered without changing the daemon.\n\n  -json\n      Output raw JSON instead of human-readable text.\n\nExamples:\n  # Unregister a database from the running daemon.\n  $ litestream unregister /path/to/db\n\n  # Unregister a database and emit a JSON confirmation.\n  $ litestream unregister -json /path/to/db\n\n  # Preview an unregister request without changing the daemon.\n  $ litestream unregister -dry-run /path/to/db\n\n  # Unregister a database using a non-default control socket.\n  $ litestream unregister -socket /tmp/litestream.sock /path/to/db\n\n  # Unregister a database and wait up to 10 seconds for shutdown.\n  $ litestream unregister -timeout 10 /path/to/db\n'
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to /etc/litestream.yml
+
+	-json
+	    Output raw JSON instead of human-readable text.
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+Examples:
+
+	$ litestream databases
+	$ litestream databases -config /path/to/litestream.yml
+	$ litestream databases -no-expand-env -config /path/to/litestream.yml
+"""
+
+USAGE['info'] = """\
+usage: litestream info [OPTIONS]
+
+Show daemon information from a running Litestream instance.
+
+Options:
+  -json
+      Output raw JSON instead of human-readable text.
+
+  -socket PATH
+      Path to control socket (default: /var/run/litestream.sock).
+
+  -timeout SECONDS
+      Maximum time to wait in seconds (default: 10).
+
+Examples:
+  $ litestream info
+  $ litestream info -json
+  $ litestream info -socket /tmp/litestream.sock
+"""
+
+USAGE['list'] = """\
+usage: litestream list [OPTIONS]
+
+List all managed databases from a running daemon.
+
+Options:
+  -json
+      Output raw JSON instead of human-readable text.
+
+  -socket PATH
+      Path to control socket (default: /var/run/litestream.sock).
+
+  -timeout SECONDS
+      Maximum time to wait in seconds (default: 10).
+
+Examples:
+  $ litestream list
+  $ litestream list -json
+  $ litestream list -socket /tmp/litestream.sock
+"""
+
+USAGE['ltx'] = """\
+The ltx command lists all LTX files available for a database.
+
+Usage:
+
+	litestream ltx [arguments] DB_PATH
+
+	litestream ltx [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to /etc/litestream.yml
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-level LEVEL
+	    Compaction level to list (0-9 or "all").
+	    Defaults to 0.
+
+	-json
+	    Output raw JSON instead of human-readable text.
+
+Examples:
+
+	# List all LTX files for a database.
+	$ litestream ltx /path/to/db
+
+	# List all LTX files for replica URL.
+	$ litestream ltx s3://mybkt/db
+
+	# List LTX files at snapshot level (level 9).
+	$ litestream ltx -level 9 /path/to/db
+
+	# List LTX files across all compaction levels.
+	$ litestream ltx -level all /path/to/db
+"""
+
+USAGE['register'] = """\
+usage: litestream register [OPTIONS] DB_PATH
+
+Register a database for replication.
+
+Arguments:
+  DB_PATH      Path to the SQLite database file.
+
+Options:
+  -replica URL
+      Replica destination URL (e.g., s3://bucket/prefix, file:///backup/path).
+      Required.
+
+  -timeout SECONDS
+      Maximum time to wait in seconds (default: 30).
+
+  -socket PATH
+      Path to control socket (default: /var/run/litestream.sock).
+
+  -json
+      Output raw JSON instead of human-readable text.
+
+Examples:
+  # Register a database with an S3 replica.
+  $ litestream register -replica s3://mybucket/db /path/to/db
+
+  # Register a database with a file replica.
+  $ litestream register -replica file:///backup/path /path/to/db
+
+  # Register using a non-default control socket.
+  $ litestream register -socket /tmp/litestream.sock -replica s3://mybucket/db /path/to/db
+
+  # Register and emit a JSON confirmation.
+  $ litestream register -json -replica s3://mybucket/db /path/to/db
+"""
+
+USAGE['replicate'] = """\
+The replicate command starts a server to monitor & replicate databases.
+You can specify your database & replicas in a configuration file or you can
+replicate a single database file by specifying its path and its replicas in the
+command line arguments.
+
+Usage:
+
+	litestream replicate [arguments]
+
+	litestream replicate [arguments] DB_PATH REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to /etc/litestream.yml
+
+	-exec CMD
+	    Executes a subcommand. Litestream will exit when the child
+	    process exits. Useful for simple process management.
+
+	-once
+	    Replicate once and exit. This performs a single sync of all
+	    databases and their replicas, then exits. Cannot be used with -exec.
+
+	-force-snapshot
+	    Force a snapshot to be taken for all databases. Requires -once.
+	    This is useful for creating a complete backup before maintenance
+	    or when migrating databases between hosts.
+
+	-enforce-retention
+	    Enforce retention policies for old snapshots. Requires -once.
+	    This removes snapshots that are older than the configured
+	    snapshot retention period.
+
+	-log-level LEVEL
+	    Sets the log level. Overrides the config file setting.
+	    Valid values: trace, debug, info, warn, error
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-restore-if-db-not-exists
+	    Restores the database from the replica if it doesn't exist.
+	    On first start with no backup, proceeds normally.
+
+Runtime control commands require the daemon control socket. This includes
+start, stop, sync, register, unregister, info, and list. Enable it in the config:
+
+	socket:
+	  enabled: true
+	  path: /tmp/litestream.sock
+"""
+
+USAGE['reset'] = """\
+The reset command clears local Litestream state for a database.
+
+This is useful for recovering from corrupted or missing LTX files. The reset
+removes local LTX files from the metadata directory, forcing Litestream to
+create a fresh snapshot on the next sync. The database file itself is not
+modified.
+
+Usage:
+
+	litestream reset [arguments] <path>
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to /etc/litestream.yml
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-dry-run
+	    Print the local LTX files that would be removed without deleting them.
+
+Examples:
+
+	# Reset local state for a specific database
+	litestream reset /path/to/database.db
+
+	# Preview local files that would be removed
+	litestream reset -dry-run /path/to/database.db
+
+	# Reset using a specific configuration file
+	litestream reset -config /etc/litestream.yml /path/to/database.db
+"""
+
+USAGE['restore'] = """\
+
+The restore command recovers a database from a previous snapshot and WAL.
+
+Usage:
+
+	litestream restore [arguments] DB_PATH
+
+	litestream restore [arguments] REPLICA_URL
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to /etc/litestream.yml
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+	-txid TXID
+	    Restore up to a specific hex-encoded transaction ID (inclusive).
+	    Defaults to use the highest available transaction.
+
+	-timestamp TIMESTAMP
+	    Restore to a specific point-in-time.
+	    Defaults to use the latest available backup.
+
+	-o PATH
+	    Output path of the restored database.
+	    Defaults to original DB path.
+
+	-if-db-not-exists
+	    Returns exit code of 0 if the database already exists.
+
+	-if-replica-exists
+	    Returns exit code of 0 if no backups found.
+
+	-dry-run
+	    Print the restore plan and exit without writing a database.
+
+	-force
+	    Overwrite an existing output database and SQLite sidecar files.
+
+	-json
+	    Output raw JSON summary on successful restore.
+
+	-f
+	    Follow mode. After restoring, continuously poll for and apply
+	    new changes. Similar to tail -f. The restored database should
+	    only be opened in read-only mode by consumers.
+	    Cannot be used with -txid or -timestamp.
+
+	-follow-interval DURATION
+	    Polling interval for follow mode.
+	    Defaults to 1s.
+
+	-parallelism NUM
+	    Determines the number of WAL files downloaded in parallel.
+	    Defaults to 8
+
+	-integrity-check MODE
+	    Run a post-restore integrity check on the database.
+	    MODE is one of: none, quick, full.
+	    Defaults to none.
+
+
+Examples:
+
+	# Restore latest replica for database to original location.
+	$ litestream restore /path/to/db
+
+	# Restore replica for database to a given point in time.
+	$ litestream restore -timestamp 2020-01-01T00:00:00Z /path/to/db
+
+	# Restore latest replica for database to new /tmp directory
+	$ litestream restore -o /tmp/db /path/to/db
+
+	# Restore database from S3 replica URL.
+	$ litestream restore -o /tmp/db s3://mybucket/db
+
+	# Preview restore plan without writing a database.
+	$ litestream restore -dry-run -o /tmp/db s3://mybucket/db
+
+	# Continuously restore (follow) a database from a replica.
+	$ litestream restore -f -o /tmp/read-replica.db s3://mybucket/db
+"""
+
+USAGE['start'] = """\
+usage: litestream start [OPTIONS] DB_PATH
+
+Start replication for a database.
+
+Options:
+  -timeout SECONDS
+      Maximum time to wait in seconds (default: 30).
+
+  -socket PATH
+      Path to control socket (default: /var/run/litestream.sock).
+
+  -json
+      Output raw JSON instead of human-readable text.
+
+Examples:
+  # Start replication for a database on the running daemon.
+  $ litestream start /path/to/db
+
+  # Start replication and emit a JSON confirmation.
+  $ litestream start -json /path/to/db
+
+  # Start replication using a non-default control socket.
+  $ litestream start -socket /tmp/litestream.sock /path/to/db
+
+  # Start replication and wait up to 10 seconds for the daemon response.
+  $ litestream start -timeout 10 /path/to/db
+"""
+
+USAGE['status'] = """\
+The status command displays the replication status of databases.
+
+Usage:
+
+	litestream status [arguments] [database path]
+
+Arguments:
+
+	-config PATH
+	    Specifies the configuration file.
+	    Defaults to /etc/litestream.yml
+
+	-json
+	    Output raw JSON instead of human-readable text.
+
+	-no-expand-env
+	    Disables environment variable expansion in configuration file.
+
+If a database path is provided, only that database's status is shown.
+Otherwise, all configured databases are displayed.
+
+Output columns:
+  database      Path to the SQLite database
+  status        Current status (ok, not initialized, no database, error)
+  local txid    Latest local transaction ID
+  wal size      Current WAL file size
+
+Note: To see replica TXID and sync status, inspect daemon diagnostics or logs
+while the replication daemon is running.
+
+Examples:
+
+	$ litestream status
+	$ litestream status /path/to/db
+	$ litestream status -json
+"""
+
+USAGE['stop'] = """\
+usage: litestream stop [OPTIONS] DB_PATH
+
+Stop replication for a database.
+Stop always waits for shutdown and final sync.
+
+Options:
+  -timeout SECONDS
+      Maximum time to wait in seconds (default: 30).
+
+  -socket PATH
+      Path to control socket (default: /var/run/litestream.sock).
+
+  -json
+      Output raw JSON instead of human-readable text.
+
+Examples:
+  # Stop replication for a database.
+  $ litestream stop /path/to/db
+
+  # Stop replication and emit a JSON confirmation.
+  $ litestream stop -json /path/to/db
+
+  # Stop replication using a non-default control socket.
+  $ litestream stop -socket /tmp/litestream.sock /path/to/db
+
+  # Stop replication and wait up to 10 seconds for final sync and shutdown.
+  $ litestream stop -timeout 10 /path/to/db
+"""
+
+USAGE['sync'] = """\
+usage: litestream sync [OPTIONS] DB_PATH
+
+Force an immediate sync for a database.
+
+Options:
+  -wait
+      Block until sync completes including remote replication (default: false).
+
+  -timeout SECONDS
+      Maximum time to wait in seconds, best-effort (default: 30).
+
+  -socket PATH
+      Path to control socket (default: /var/run/litestream.sock).
+
+  -json
+      Output raw JSON instead of human-readable text.
+
+Examples:
+  $ litestream sync /path/to/db
+  $ litestream sync -json /path/to/db
+  $ litestream sync -wait /path/to/db
+  $ litestream sync -wait -timeout 120 /path/to/db
+"""
+
+USAGE['unregister'] = """\
+usage: litestream unregister [OPTIONS] DB_PATH
+
+Unregister a database from replication.
+
+Arguments:
+  DB_PATH      Path to the SQLite database file.
+
+Options:
+  -timeout SECONDS
+      Maximum time to wait in seconds (default: 30).
+
+  -socket PATH
+      Path to control socket (default: /var/run/litestream.sock).
+
+  -dry-run
+      Preview what would be unregistered without changing the daemon.
+
+  -json
+      Output raw JSON instead of human-readable text.
+
+Examples:
+  # Unregister a database from the running daemon.
+  $ litestream unregister /path/to/db
+
+  # Unregister a database and emit a JSON confirmation.
+  $ litestream unregister -json /path/to/db
+
+  # Preview an unregister request without changing the daemon.
+  $ litestream unregister -dry-run /path/to/db
+
+  # Unregister a database using a non-default control socket.
+  $ litestream unregister -socket /tmp/litestream.sock /path/to/db
+
+  # Unregister a database and wait up to 10 seconds for shutdown.
+  $ litestream unregister -timeout 10 /path/to/db
+"""
