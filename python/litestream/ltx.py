@@ -34,7 +34,8 @@ CHECKSUM_FLAG = core.CHECKSUM_FLAG
 SNAPSHOT_LEVEL = 9
 MAX_LEVEL = 9
 
-_NAME_RE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
+_NAME_RE = re.compile(r"([0-9a-f]{16})-([0-9a-f]{16})\.ltx")
+_TXID_RE = re.compile(r"[0-9a-fA-F]{16}")
 
 
 class Header(NamedTuple):
@@ -79,12 +80,10 @@ def format_txid(txid: int) -> str:
 
 def parse_txid(s: str) -> int:
     """Exactly 16 hex digits, as the reference requires (`-txid 4` is an error)."""
-    if len(s) != 16:
+    # Go's strconv.ParseUint: no sign, prefix, underscores or spaces (Python's int() allows them all).
+    if not _TXID_RE.fullmatch(s):
         raise ValueError("invalid txid format")
-    try:
-        return int(s, 16)
-    except ValueError:
-        raise ValueError("invalid txid format") from None
+    return int(s, 16)
 
 
 def format_filename(min_txid: int, max_txid: int) -> str:
@@ -92,7 +91,7 @@ def format_filename(min_txid: int, max_txid: int) -> str:
 
 
 def parse_filename(name: str) -> tuple[int, int] | None:
-    m = _NAME_RE.match(name)
+    m = _NAME_RE.fullmatch(name)
     if not m:
         return None
     return int(m.group(1), 16), int(m.group(2), 16)

@@ -331,8 +331,47 @@ class _Applier:
         self.post_apply[f.info] = trailer[0]
 
 
-def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, parallelism: int = 8) -> RestoreResult:
-    """Build the database described by `plan` at `output` (which must not exist)."""
+def _trust_commit(files: list[_Fetched]) -> None:
+    """The output size comes from the last file's Commit, which is only covered by that file's checksum.
+    Make sure it is genuine before allocating or sizing anything from it: a snapshot must list every page
+    up to its Commit in its index; any other last file is verified in full first (it is usually small)."""
+    last = files[-1]
+    fd = os.open(last.path, os.O_RDONLY)
+    try:
+        if len(files) == 1:
+            try:
+                listed = len(core.PageIndex(fd, last.size))
+            except LTXError:
+                listed = -1
+            if listed >= last.header.commit - 1:
+                return
+        core.Decoder(fd).verify()
+        if len(files) == 1:
+            raise LTXError("snapshot does not hold the pages its header promises", "format")
+    except LTXError as e:
+        raise RestoreError(f"decode {_describe(last.info)}: {e}") from None
+    finally:
+        os.close(fd)
+
+
+def _create_temp(out_dir: str, output: str) -> tuple[int, str]:
+    """A new temp file beside the output, created with 0666 less the umask like the reference's
+    os.Create (mkstemp would make it 0600)."""
+    base = os.path.basename(output)
+    for _ in range(100):
+        path = os.path.join(out_dir, f".{base}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), path
+        except FileExistsError:
+            continue
+    raise RestoreError(f"cannot create a temp file in {out_dir}")
+
+
+def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, parallelism: int = 8,
+                  replace: Callable[[str], None] | None = None) -> RestoreResult:
+    """Build the database described by `plan` at `output`. `replace`, when given, is called with the output
+    path just before the finished database is renamed over it (used by -force to remove stale sidecars only
+    once the new database is complete, so a failed restore never destroys the old one)."""
     start = time.monotonic()
     out_dir = os.path.dirname(os.path.abspath(output))
     os.makedirs(out_dir, exist_ok=True)
@@ -341,9 +380,10 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
     try:
         files = fetcher.fetch_all(plan)
         _check_chain(files)
+        _trust_commit(files)
         last = files[-1].header
         track_sum = last.has_checksums
-        fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=out_dir)
+        fd, tmp_path = _create_temp(out_dir, output)
         try:
             os.ftruncate(fd, last.commit * last.page_size)
             workers = min(max(1, parallelism), os.cpu_count() or 1)
@@ -367,11 +407,13 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
             os.fsync(fd)
         finally:
             os.close(fd)
+        if replace is not None:
+            replace(output)
         os.replace(tmp_path, output)
         tmp_path = None
         fsync_dir(out_dir)
-        return RestoreResult(plan[-1].max_txid, last.page_size, last.commit, len(files), applier.bytes_written,
-                             time.monotonic() - start)
+        return RestoreResult(plan[-1].max_txid, last.page_size, last.commit, len(files),
+                             applier.bytes_written, time.monotonic() - start)
     except OSError as e:
         raise RestoreError(f"restore {output}: {e.strerror or e}") from None
     finally:

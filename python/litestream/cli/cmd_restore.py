@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat as stat_mod
 import sys
 import time
 
@@ -47,26 +48,37 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
-def prepare_output_path(path: str, force: bool) -> None:
+SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def prepare_output_path(path: str, force: bool) -> bool:
+    """The reference's checks on the output path. Returns True when an existing database will be
+    replaced (-force): unlike the reference it is kept until the new one is complete."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return
+        return False
     except OSError as e:
         raise CommandError(f"cannot access output path: {e.strerror}") from None
-    import stat as stat_mod
-
     if stat_mod.S_ISDIR(st.st_mode):
         raise CommandError(f"cannot restore, output path is a directory: {path}")
     if st.st_size > 0 and not force:
         raise CommandError(f"cannot restore, output path already exists and is not empty: {path}. "
                            "Use -force to overwrite")
-    for side in (path + "-wal", path + "-shm", path + "-journal"):
+    for suffix in SIDECARS:
+        side = path + suffix
         if os.path.lexists(side) and not force:
             raise CommandError(f"cannot restore, SQLite sidecar path already exists: {side}. Use -force to overwrite")
-    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+    if st.st_size == 0 and not force:
+        os.remove(path)
+        return False
+    return True
+
+
+def remove_sidecars(path: str) -> None:
+    for suffix in SIDECARS:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(p)
+            os.remove(path + suffix)
 
 
 def _plan_json(source: str, target: str, replica_type: str, plan) -> dict:
@@ -137,9 +149,6 @@ def run(args: list[str], name: str = "restore") -> int:
         if timestamp_ns is not None:
             raise CommandError("cannot use follow mode with -timestamp")
         raise CommandError("follow mode (-f) is not supported by litestream-py yet")
-    if opts.txid and timestamp_ns is not None:
-        raise CommandError("cannot specify index & timestamp to restore")
-
     source = opts.args[0]
     output = opts.o
     try:
@@ -178,7 +187,9 @@ def run(args: list[str], name: str = "restore") -> int:
                 _print_plan(p)
             return 0
 
-        prepare_output_path(output, opts.force)
+        replacing = prepare_output_path(output, opts.force)
+        if opts.txid and timestamp_ns is not None:
+            raise CommandError("cannot specify index & timestamp to restore")
         start = time.monotonic()
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
@@ -189,7 +200,7 @@ def run(args: list[str], name: str = "restore") -> int:
                     logs.info("no matching backups found")
                     return 0
                 raise
-            restore_files(client, plan, output, opts.parallelism)
+            restore_files(client, plan, output, opts.parallelism, remove_sidecars if replacing else None)
             if mode != "none":
                 try:
                     integrity_check(output, mode)
