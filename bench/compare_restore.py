@@ -143,6 +143,7 @@ def prepare(size_gib: float, rebuild: bool) -> Path:
         later_transactions(conn, seed)
         replicate_once(work, db, replica)
     conn.close()
+    shutil.rmtree(work / f".{db.name}-litestream", ignore_errors=True)  # the reference's local state
     files = sorted(str(p.relative_to(replica)) for p in replica.rglob("*.ltx"))
     print(f"replicated with the reference in {time.perf_counter() - t:.0f}s: {len(files)} LTX files")
     meta.write_text(json.dumps({"pages": pages, "files": files}, indent=1))
