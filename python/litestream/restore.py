@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from litestream import _ltxcore as core
 from litestream.backends.base import BackendError, ReplicaClient
+from litestream.db.checksums import decode_reserved
 from litestream.fsutil import fsync_dir
 from litestream.ltx import (
     CHECKSUM_FLAG,
@@ -331,6 +332,18 @@ class _Applier:
         self.post_apply[f.info] = trailer[0]
 
 
+def _check_sum_chain(files: list[_Fetched], sums: list) -> None:
+    """Files that carry database checksums must chain: each one was written on top of the state the one
+    before it produced (skipped where a file replaces the whole database, pre-apply 0)."""
+    for i in range(1, len(files)):
+        prev, cur = sums[i - 1], sums[i]
+        if prev is None or cur is None or not cur.pre_apply:
+            continue
+        if files[i].header.min_txid == files[i - 1].header.max_txid + 1 and cur.pre_apply != prev.post_apply:
+            raise RestoreError(f"decode {_describe(files[i].info)}: database checksum chain is broken "
+                               f"(pre-apply {cur.pre_apply:016x}, previous file ends at {prev.post_apply:016x})")
+
+
 def _trust_commit(files: list[_Fetched]) -> None:
     """The output size comes from the last file's Commit, which is only covered by that file's checksum.
     Make sure it is genuine before allocating or sizing anything from it: a snapshot must list every page
@@ -382,7 +395,9 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
         _check_chain(files)
         _trust_commit(files)
         last = files[-1].header
-        track_sum = last.has_checksums
+        reserved = [decode_reserved(f.header_bytes) for f in files]
+        _check_sum_chain(files, reserved)
+        track_sum = last.has_checksums or reserved[-1] is not None
         fd, tmp_path = _create_temp(out_dir, output)
         try:
             os.ftruncate(fd, last.commit * last.page_size)
@@ -399,7 +414,7 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
             if missing:
                 raise RestoreError(f"decode database: no file in the plan holds page {missing}")
             if track_sum:
-                want = applier.post_apply[files[-1].info]
+                want = applier.post_apply[files[-1].info] if last.has_checksums else reserved[-1].post_apply
                 if (applier.out_sum | CHECKSUM_FLAG) != want:
                     raise RestoreError(f"decode database: restored database checksum "
                                        f"{applier.out_sum | CHECKSUM_FLAG:016x} does not match {want:016x} "

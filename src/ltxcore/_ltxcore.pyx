@@ -407,13 +407,76 @@ cdef class Encoder:
             self._fail(rc)
         return (t.post_apply_checksum, t.file_checksum)
 
+    def write_wal_pages(self, int wal_fd, int db_fd, wal_pgnos, wal_offsets, uint32_t commit, uint32_t db_from=0,
+                        uint32_t db_to=0):
+        """Encode the WAL page map (sorted pgnos, frame offsets) up to `commit`, plus database-file pages
+        db_from..db_to the map does not hold (db_from 0: none). The lock page is skipped."""
+        if not self.use_fd:
+            raise LTXError("write_wal_pages needs a file descriptor sink", "invalid")
+        cdef const uint32_t[::1] pg = wal_pgnos
+        cdef const uint64_t[::1] off = wal_offsets
+        cdef size_t n = pg.shape[0]
+        cdef char err[256]
+        cdef int rc
+        if <size_t>off.shape[0] != n:
+            raise LTXError("page numbers and offsets differ in length", "invalid")
+        err[0] = 0
+        with nogil:
+            rc = ltx_encode_wal_pages(self.e, wal_fd, db_fd, self.page_size, &pg[0] if n else NULL,
+                                      &off[0] if n else NULL, n, commit, db_from, db_to, err, sizeof(err))
+        if rc:
+            raise _make_error(rc, err)
+
     @property
     def page_sum(self):
         return ltx_encoder_page_sum(self.e)
 
     @property
+    def hashed_len(self):
+        return ltx_encoder_hashed_len(self.e)
+
+    @property
     def bytes_written(self):
         return ltx_encoder_bytes_written(self.e)
+
+
+def checksum_pages(int wal_fd, int db_fd, uint32_t page_size, pgnos, offsets):
+    """XOR of page checksums (without the flag bit) of pages read from WAL frames (offset = frame header
+    offset) or, where the offset is 2**64-1, from the database file."""
+    cdef const uint32_t[::1] pg = pgnos
+    cdef const uint64_t[::1] off = offsets
+    cdef size_t n = pg.shape[0]
+    cdef uint64_t out = 0
+    cdef char err[256]
+    cdef int rc
+    if n == 0:
+        return 0
+    err[0] = 0
+    with nogil:
+        rc = ltx_checksum_pages(wal_fd, db_fd, page_size, &pg[0], &off[0], n, &out, err, sizeof(err))
+    if rc:
+        raise _make_error(rc, err)
+    return out
+
+
+def patch_reserved(int fd, reserved, uint64_t hashed_len):
+    """Rewrite the 20 reserved header bytes (offset 80) of a finished LTX file and fix its file checksum.
+    The checksum is affine in the data, so the change is applied in O(log n) with crc64_combine instead
+    of re-reading the file."""
+    import os
+
+    cdef bytes new_res = bytes(reserved)
+    if len(new_res) != 20:
+        raise LTXError("reserved area is 20 bytes", "invalid")
+    old_hdr = os.pread(fd, LTX_HEADER_SIZE, 0)
+    size = os.fstat(fd).st_size
+    stored = int.from_bytes(os.pread(fd, 8, size - 8), "big")
+    new_hdr = old_hdr[:80] + new_res
+    delta = ltx_crc64(0, <const char *>new_hdr, LTX_HEADER_SIZE) ^ ltx_crc64(0, <const char *>old_hdr,
+                                                                               LTX_HEADER_SIZE)
+    delta = ltx_crc64_combine(delta, 0, hashed_len - LTX_HEADER_SIZE)
+    os.pwrite(fd, new_res, 80)
+    os.pwrite(fd, ((stored ^ delta) | CHECKSUM_FLAG).to_bytes(8, "big"), size - 8)
 
 
 # -------------------------------------------------------------------------------------------------- merge

@@ -19,6 +19,7 @@ struct ltx_encoder {
     ltx_header hdr;
     uint32_t lock_pgno, prev_pgno;
     uint64_t crc;
+    uint64_t hashed; /* bytes covered by crc, for ltx_encoder_hashed_len */
     uint64_t page_sum;
     int track_sums;
     uint8_t *index;
@@ -55,6 +56,7 @@ void ltx_encoder_free(ltx_encoder *e) {
 const char *ltx_encoder_errmsg(const ltx_encoder *e) { return e->err; }
 uint64_t ltx_encoder_page_sum(const ltx_encoder *e) { return e->page_sum; }
 uint64_t ltx_encoder_bytes_written(const ltx_encoder *e) { return e->offset + e->len; }
+uint64_t ltx_encoder_hashed_len(const ltx_encoder *e) { return e->hashed; }
 void ltx_encoder_track_sums(ltx_encoder *e, int on) { e->track_sums = on; }
 
 static int flush(ltx_encoder *e) {
@@ -96,6 +98,7 @@ int ltx_encoder_write_header(ltx_encoder *e, const ltx_header *h) {
     uint8_t *p = e->buf + e->len;
     ltx_header_encode(h, p);
     e->crc = ltx_crc64(0, p, LTX_HEADER_SIZE);
+    e->hashed = LTX_HEADER_SIZE;
     e->len += LTX_HEADER_SIZE;
     e->state = ST_PAGES;
     return LTX_OK;
@@ -128,6 +131,7 @@ int ltx_encoder_write_page(ltx_encoder *e, uint32_t pgno, const uint8_t *data) {
     ltx_put_be32(p + 6, (uint32_t)csize);
     e->crc = ltx_crc64(e->crc, p, 10);
     e->crc = ltx_crc64(e->crc, data, h->page_size);
+    e->hashed += 10 + (uint64_t)h->page_size;
     e->len += 10 + (size_t)csize;
 
     uint8_t ent[30];
@@ -183,6 +187,7 @@ int ltx_encoder_finish(ltx_encoder *e, uint64_t post_apply, ltx_trailer *out) {
     ltx_put_be64(p, (uint64_t)e->index_len);
     ltx_put_be64(p + 8, post_apply);
     e->crc = ltx_crc64(e->crc, p, 16);
+    e->hashed += LTX_PAGE_HEADER_SIZE + e->index_len + 16;
     ltx_trailer t = {post_apply, e->crc | LTX_CHECKSUM_FLAG};
     ltx_put_be64(p + 16, t.file_checksum);
     e->len += 8 + LTX_TRAILER_SIZE;

@@ -20,6 +20,8 @@ int ltx_encoder_finish(ltx_encoder *e, uint64_t post_apply, ltx_trailer *out);
 /* XOR of ltx_checksum_page over the pages written so far (without the flag bit). */
 uint64_t ltx_encoder_page_sum(const ltx_encoder *e);
 uint64_t ltx_encoder_bytes_written(const ltx_encoder *e);
+/* Bytes covered by the file checksum (pages count uncompressed), for patching reserved header bytes. */
+uint64_t ltx_encoder_hashed_len(const ltx_encoder *e);
 void ltx_encoder_track_sums(ltx_encoder *e, int on);
 
 #endif

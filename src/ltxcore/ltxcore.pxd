@@ -96,6 +96,7 @@ cdef extern from "ltx_encode.h" nogil:
     int ltx_encoder_finish(ltx_encoder *e, uint64_t post_apply, ltx_trailer *out)
     uint64_t ltx_encoder_page_sum(const ltx_encoder *e)
     uint64_t ltx_encoder_bytes_written(const ltx_encoder *e)
+    uint64_t ltx_encoder_hashed_len(const ltx_encoder *e)
     void ltx_encoder_track_sums(ltx_encoder *e, int on)
 
 cdef extern from "ltx_merge.h" nogil:
@@ -153,3 +154,10 @@ cdef extern from "wal.h" nogil:
                         uint64_t max_bytes, ltx_wal_scan *out, char *err, size_t errlen)
     void ltx_wal_scan_free(ltx_wal_scan *s)
     int ltx_checksum_db_fd(int fd, uint32_t page_size, uint32_t commit, uint64_t *out, char *err, size_t errlen)
+
+cdef extern from "ltx_pages.h" nogil:
+    int ltx_encode_wal_pages(ltx_encoder *e, int wal_fd, int db_fd, uint32_t page_size, const uint32_t *wal_pgnos,
+                             const uint64_t *wal_offsets, size_t n_wal, uint32_t commit, uint32_t db_from,
+                             uint32_t db_to, char *err, size_t errlen)
+    int ltx_checksum_pages(int wal_fd, int db_fd, uint32_t page_size, const uint32_t *pgnos, const uint64_t *offsets,
+                           size_t n, uint64_t *out, char *err, size_t errlen)

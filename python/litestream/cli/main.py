@@ -16,6 +16,10 @@ COMMANDS: dict[str, str] = {
     "ltx": "litestream.cli.cmd_ltx",
     "wal": "litestream.cli.cmd_ltx",
     "restore": "litestream.cli.cmd_restore",
+    "replicate": "litestream.cli.cmd_replicate",
+    "databases": "litestream.cli.cmd_databases",
+    "status": "litestream.cli.cmd_status",
+    "reset": "litestream.cli.cmd_reset",
 }
 
 

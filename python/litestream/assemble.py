@@ -1,0 +1,86 @@
+"""Build databases and replicas (the objects `replicate` runs) from the config."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+from litestream.backends import new_replica_client
+from litestream.config import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_MAX_SYNC_LTX_FILES,
+    DEFAULT_MAX_SYNC_WAL_BYTES,
+    DEFAULT_MIN_CHECKPOINT_PAGE_N,
+    DEFAULT_MONITOR_INTERVAL,
+    DEFAULT_SYNC_INTERVAL,
+    DEFAULT_TRUNCATE_PAGE_N,
+    Config,
+    ConfigError,
+    DBConfig,
+    ReplicaConfig,
+    expand_path,
+)
+from litestream.db.database import Database, DBSettings
+from litestream.replica import Replica, ReplicaSettings
+from litestream.store import DBEntry
+
+NS = 1e9
+
+
+def db_settings(dbc: DBConfig) -> DBSettings:
+    def dur(v, default):
+        return (default if v is None else int(v)) / NS
+
+    if dbc.min_checkpoint_page_count is not None and dbc.min_checkpoint_page_count <= 0:
+        raise ConfigError("minimum checkpoint page count required")
+    return DBSettings(
+        monitor_interval_s=dur(dbc.monitor_interval, DEFAULT_MONITOR_INTERVAL),
+        checkpoint_interval_s=dur(dbc.checkpoint_interval, DEFAULT_CHECKPOINT_INTERVAL),
+        busy_timeout_ms=int(dur(dbc.busy_timeout, DEFAULT_BUSY_TIMEOUT) * 1000),
+        min_checkpoint_page_n=dbc.min_checkpoint_page_count or DEFAULT_MIN_CHECKPOINT_PAGE_N,
+        truncate_page_n=dbc.truncate_page_n or DEFAULT_TRUNCATE_PAGE_N,
+        max_sync_wal_bytes=DEFAULT_MAX_SYNC_WAL_BYTES if dbc.max_sync_wal_bytes is None else dbc.max_sync_wal_bytes,
+        meta_path=expand_path(dbc.meta_path) if dbc.meta_path else None,
+    )
+
+
+def replica_settings(rc: ReplicaConfig) -> ReplicaSettings:
+    return ReplicaSettings(
+        sync_interval_s=(DEFAULT_SYNC_INTERVAL if rc.sync_interval is None else int(rc.sync_interval)) / NS,
+        max_sync_ltx_files=DEFAULT_MAX_SYNC_LTX_FILES if rc.max_sync_ltx_files is None else rc.max_sync_ltx_files,
+        auto_recover=bool(rc.auto_recover),
+    )
+
+
+def build_entries(config: Config) -> list[DBEntry]:
+    """One Database per distinct path; every `replica`/`replicas` entry of every `dbs` item with that path
+    becomes one of its replicas, each with its own position (the reference allows one replica per path)."""
+    grouped: OrderedDict[str, list[DBConfig]] = OrderedDict()
+    for dbc in config.dbs:
+        if dbc.dir:
+            raise ConfigError(f"dbs[{dbc.dir}]: directory replication ('dir') is not supported by litestream-py yet")
+        if dbc.meta_dir is not None:
+            raise ConfigError("'meta-dir' can only be used with a directory")
+        grouped.setdefault(dbc.path, []).append(dbc)
+    entries = []
+    for path, dbcs in grouped.items():
+        db = Database(path, db_settings(dbcs[0]))
+        replicas = []
+        seen = set()
+        for dbc in dbcs:
+            for rc in dbc.replica_configs():
+                client = new_replica_client(rc)
+                key = (client.type, getattr(client, "path", None) or id(client))
+                if key in seen:
+                    raise ConfigError(f"dbs[{path}]: the same replica is listed twice: {key[1]}")
+                seen.add(key)
+                replicas.append(Replica(db, client, replica_settings(rc)))
+        entries.append(DBEntry(db, replicas))
+    return entries
+
+
+def meta_path_for(dbc: DBConfig) -> str:
+    from litestream.db.meta import default_meta_path
+
+    return expand_path(dbc.meta_path) if dbc.meta_path else default_meta_path(dbc.path or os.getcwd())

@@ -1,0 +1,208 @@
+"""`litestream replicate`: run replication for the databases of the config (or DB_PATH REPLICA_URL...)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+
+from litestream import __version__, logs
+from litestream.backends.base import BackendError
+from litestream.backends.url import is_url
+from litestream.cli.common import CommandError, configure_logging_from, register_config_flags
+from litestream.cli.goflag import FlagSet
+from litestream.cli.usage import USAGE
+from litestream.config import (
+    DEFAULT_SYNC_INTERVAL,
+    Config,
+    ConfigError,
+    DBConfig,
+    ReplicaConfig,
+    apply_defaults,
+    read_config_file,
+)
+from litestream.db.sync import SyncError
+from litestream.gofmt import Duration
+from litestream.ltx import LTXError, format_txid
+
+
+def usage() -> None:
+    sys.stdout.write(USAGE["replicate"])
+
+
+def _config_from_args(args: list[str]) -> Config:
+    for a in args[1:]:
+        if a.startswith("-"):
+            raise CommandError(f'flag "{a}" must be positioned before DB_PATH and REPLICA_URL arguments')
+    replicas = [ReplicaConfig(url=u, sync_interval=Duration(DEFAULT_SYNC_INTERVAL)) for u in args[1:]]
+    return apply_defaults(Config(dbs=[DBConfig(path=args[0], replicas=replicas)]))
+
+
+def _restore_missing(config: Config, force: bool) -> None:
+    """restore-if-db-not-exists: restore a missing database from its (first) replica before replicating."""
+    from litestream.backends import new_replica_client
+    from litestream.restore import TxNotAvailable, calc_restore_plan, restore_files
+
+    for dbc in config.dbs:
+        if not (force or dbc.restore_if_db_not_exists) or not dbc.path:
+            continue
+        if os.path.exists(dbc.path):
+            logs.info("database exists, skipping restore", path=dbc.path)
+            continue
+        logs.info("attempting restore before replication", path=dbc.path)
+        client = new_replica_client(dbc.replica_configs()[0])
+        try:
+            plan = calc_restore_plan(client)
+        except TxNotAvailable:
+            logs.info("no backup found, starting fresh", path=dbc.path)
+            continue
+        restore_files(client, plan, dbc.path)
+        logs.info("restore completed", path=dbc.path, txid=format_txid(plan[-1].max_txid))
+
+
+def run(args: list[str], name: str = "replicate") -> int:
+    fs = FlagSet("litestream-replicate", usage)
+    register_config_flags(fs)
+    fs.string("exec", "", "execute subcommand")
+    fs.string("log-level", "", "log level")
+    fs.bool("restore-if-db-not-exists", False, "")
+    fs.bool("once", False, "")
+    fs.bool("force-snapshot", False, "")
+    fs.bool("enforce-retention", False, "")
+    opts = fs.parse(args)
+
+    if opts.args:
+        if opts.config:
+            raise CommandError("cannot specify a replica URL and the -config flag")
+        if len(opts.args) == 1:
+            raise CommandError(f"must specify at least one replica URL for {opts.args[0]}")
+        if not is_url(opts.args[1]) and opts.args[1].startswith("-"):
+            raise CommandError(f'flag "{opts.args[1]}" must be positioned before DB_PATH and REPLICA_URL arguments')
+        try:
+            config = _config_from_args(opts.args)
+        except ConfigError as e:
+            raise CommandError(str(e)) from None
+        logs.init_log("stdout", os.environ.get("LOG_LEVEL") or "INFO", "text", False)
+    else:
+        try:
+            config = read_config_file(opts.config or None, not opts.no_expand_env)
+        except ConfigError as e:
+            raise CommandError(str(e)) from None
+        configure_logging_from(config)
+    if opts["log-level"]:
+        os.environ["LOG_LEVEL"] = opts["log-level"]
+        configure_logging_from(config)
+
+    exec_cmd = opts.exec or config.exec
+    if opts.once and exec_cmd:
+        raise CommandError("cannot specify -once flag with -exec")
+    if opts["force-snapshot"] and not opts.once:
+        raise CommandError("cannot specify -force-snapshot flag without -once")
+    if opts["enforce-retention"] and not opts.once:
+        raise CommandError("cannot specify -enforce-retention flag without -once")
+    if opts["enforce-retention"]:
+        raise CommandError("-enforce-retention is not supported by litestream-py yet (retention comes later)")
+
+    logs.info("litestream", "version", __version__, "level", config.logging.level)
+    if not config.dbs:
+        logs.error("no databases specified in configuration")
+
+    from litestream.assemble import build_entries
+    from litestream.store import Store
+
+    try:
+        _restore_missing(config, opts["restore-if-db-not-exists"])
+        entries = build_entries(config)
+    except (ConfigError, BackendError, LTXError, OSError) as e:
+        raise CommandError(str(e)) from None
+    except Exception as e:  # restore errors carry their own message
+        from litestream.restore import RestoreError
+
+        if isinstance(e, RestoreError):
+            raise CommandError(str(e)) from None
+        raise
+
+    store = Store(entries, int(config.shutdown_sync_timeout) / 1e9, int(config.shutdown_sync_interval) / 1e9,
+                  background=not opts.once)
+    if opts.once:
+        return _run_once(store, opts["force-snapshot"])
+    return _run_daemon(store, exec_cmd)
+
+
+def _run_once(store, force_snapshot: bool) -> int:
+    from litestream.ltx import SNAPSHOT_LEVEL
+
+    store.open()
+    try:
+        store.sync_all_once()
+        if force_snapshot:
+            for e in store.entries:
+                if not e.ready:
+                    continue
+                for r in e.replicas:
+                    _upload_snapshot(e.db, r.client, SNAPSHOT_LEVEL)
+        logs.info("one-shot replication complete")
+    except (SyncError, BackendError, LTXError, OSError) as e:
+        store.close()
+        raise CommandError(str(e)) from None
+    logs.info("replication complete, litestream shutting down")
+    store.close()
+    return 0
+
+
+def _upload_snapshot(db, client, level: int) -> None:
+    tmp = os.path.join(db.meta.path, f"snapshot-{os.getpid()}.ltx.tmp")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        header = db.write_snapshot(fd)
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            info = client.write_ltx_file(level, 1, header.max_txid, f, header.timestamp)
+        logs.info("snapshot complete", "system", "store", "db", os.path.basename(db.path),
+                  "txid", format_txid(header.max_txid), "size", info.size)
+    finally:
+        os.close(fd)
+        os.remove(tmp)
+
+
+def _run_daemon(store, exec_cmd: str) -> int:
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        if stop.is_set():
+            store.abort_shutdown.set()
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    store.open()
+    child = None
+    if exec_cmd:
+        try:
+            argv = shlex.split(exec_cmd)
+            child = subprocess.Popen(argv)
+        except (ValueError, OSError) as e:
+            store.close()
+            raise CommandError(f"cannot start exec command: {e}") from None
+        threading.Thread(target=lambda: (child.wait(), stop.set()), daemon=True).start()
+    while not stop.wait(3600):
+        pass
+    exit_code = 0
+    if received:
+        name = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupt"}.get(received[0], str(received[0]))
+        logs.info("signal received, litestream shutting down", "signal", name)
+        if child is not None and child.poll() is None:
+            child.send_signal(received[0])
+            child.wait()
+    elif child is not None:
+        logs.info("subprocess exited, litestream shutting down")
+    store.close()
+    logs.info("litestream shut down")
+    if child is not None and child.returncode and not received:
+        raise CommandError(f"exit status {child.returncode}")
+    return exit_code

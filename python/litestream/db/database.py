@@ -1,0 +1,266 @@
+"""One replicated database: lifecycle, sync (WAL -> L0), checkpoints, snapshots.
+
+All work on one database is serialised by `lock`; the store's scheduler decides when it runs.
+
+File descriptors on the database and its -shm file are opened once and closed only after SQLite's own
+connections: closing any descriptor of a file drops every POSIX lock the process holds on it, including
+the ones SQLite took for our read transactions."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from litestream import _ltxcore as core
+from litestream import logs
+from litestream.db import shm
+from litestream.db.checkpoint import CheckpointPolicy
+from litestream.db.conn import Connections, ConnError
+from litestream.db.meta import MetaDir, default_meta_path
+from litestream.db.sync import Syncer, SyncError, SyncResult, wal_size_bytes
+from litestream.ltx import FLAG_NO_CHECKSUM, Header
+
+SECOND = 1_000_000_000
+
+
+@dataclass
+class DBSettings:
+    monitor_interval_s: float = 1.0
+    checkpoint_interval_s: float = 60.0
+    busy_timeout_ms: int = 1000
+    min_checkpoint_page_n: int = 1000
+    truncate_page_n: int = 121359
+    max_sync_wal_bytes: int = 64 << 20
+    meta_path: str | None = None
+    barrier_timeout_ms: int = 200
+
+
+@dataclass
+class DBStats:
+    syncs: int = 0
+    l0_files: int = 0
+    snapshots: int = 0
+    checkpoints: dict[str, int] = field(default_factory=dict)
+    last_sync_ns: int = 0
+    last_error: str | None = None
+
+
+class Database:
+    def __init__(self, path: str, settings: DBSettings | None = None) -> None:
+        self.path = path
+        self.settings = settings or DBSettings()
+        self.meta = MetaDir(self.settings.meta_path or default_meta_path(path))
+        self.log = logs.get_logger("db").with_attrs(db=os.path.basename(path))
+        self.lock = threading.RLock()
+        self.syncer = Syncer(path, self.meta, self.log, self.settings.max_sync_wal_bytes)
+        self.policy = CheckpointPolicy(self.settings.min_checkpoint_page_n,
+                                       self.settings.truncate_page_n or 121359,
+                                       self.settings.checkpoint_interval_s)
+        self.conns: Connections | None = None
+        self.db_fd: int | None = None
+        self.wal_fd: int | None = None
+        self.shm_fd: int | None = None
+        self.listeners: list[Callable[[], None]] = []
+        self.stats = DBStats()
+        self.synced_since_checkpoint = False
+        self.closed = False
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    @property
+    def wal_path(self) -> str:
+        return self.path + "-wal"
+
+    @property
+    def is_open(self) -> bool:
+        return self.conns is not None
+
+    @property
+    def txid(self) -> int:
+        return self.syncer.txid
+
+    @property
+    def page_size(self) -> int:
+        return self.syncer.page_size
+
+    def open(self) -> bool:
+        """Initialise replication if the database file exists (False: not there yet, try again later)."""
+        with self.lock:
+            if self.conns is not None:
+                return True
+            if not os.path.exists(self.path):
+                return False
+            self.meta.ensure()
+            self.meta.clean_temp()
+            conns = Connections(self.path, self.settings.busy_timeout_ms, -1)
+            try:
+                conns.open()
+            except ConnError as e:
+                raise SyncError(f"open database {self.path}: {e}") from None
+            self.conns = conns
+            try:
+                ps = conns.page_size
+                wal_limit = wal_size_bytes(ps, self.settings.min_checkpoint_page_n)
+                conns.writer.execute(f"PRAGMA journal_size_limit = {wal_limit}").fetchall()
+                self.db_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                self.wal_fd = os.open(self.wal_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    self.shm_fd = os.open(self.path + "-shm", os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    self.shm_fd = None
+                self.syncer.page_size = ps
+                self.syncer.shm_reader = self._read_backfill
+                self.syncer.load()
+                self._ensure_wal()
+            except BaseException:
+                self._close_handles()
+                raise
+            logs.info("initialized db", path=self.path)
+            return True
+
+    def _read_backfill(self, wal_header: bytes) -> tuple[int, int] | None:
+        if self.shm_fd is None:
+            return None
+        return shm.read_backfill_fd(self.shm_fd, wal_header)
+
+    def _ensure_wal(self) -> None:
+        """The WAL must have a valid header before we can read positions from it: write a transaction."""
+        if os.fstat(self.wal_fd).st_size < 32 or core.wal_header_parse(os.pread(self.wal_fd, 32, 0)) is None:
+            self.conns.bump_seq()
+
+    def _close_handles(self) -> None:
+        if self.conns is not None:
+            self.conns.close()
+            self.conns = None
+        for name in ("wal_fd", "shm_fd", "db_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+    def close(self, final_sync: bool = True) -> None:
+        with self.lock:
+            if self.conns is not None and final_sync:
+                try:
+                    self.sync()
+                except (SyncError, OSError, core.LTXError) as e:
+                    self.log.error("final sync failed", error=str(e))
+            self._close_handles()
+            self.closed = True
+
+    # ------------------------------------------------------------------------------------------ sync
+
+    def sync(self, checkpoint: bool = True) -> list[SyncResult]:
+        """Copy everything committed in the WAL into L0 files (several when the WAL is large), then
+        checkpoint if the policy says so."""
+        with self.lock:
+            if self.conns is None and not self.open():
+                return []
+            results = self._sync_all()
+            if checkpoint and not (results and results[-1].limited):
+                self.checkpoint_if_needed()
+            return results
+
+    def _sync_all(self) -> list[SyncResult]:
+        self._ensure_wal()
+        results = []
+        while True:
+            r = self.syncer.sync(self.wal_fd, self.db_fd)
+            if r is None:
+                break
+            results.append(r)
+            self._after_write(r)
+            if not r.limited:
+                break
+        self.stats.syncs += 1
+        self.stats.last_sync_ns = time.time_ns()
+        return results
+
+    def _after_write(self, r: SyncResult) -> None:
+        self.stats.l0_files += 1
+        self.synced_since_checkpoint = True
+        if r.snapshot:
+            self.stats.snapshots += 1
+            self.log.info("snapshot written to l0", txid=f"{r.txid:016x}", reason=r.reason, size=r.size)
+        else:
+            self.log.debug("sync", txid=f"{r.txid:016x}", offset=r.wal_offset, size=r.wal_size, pages=r.pages)
+        for fn in self.listeners:
+            fn()
+
+    def force_snapshot(self, reason: str) -> None:
+        with self.lock:
+            self.syncer.force_snapshot = reason
+
+    # ------------------------------------------------------------------------------------ checkpoints
+
+    def checkpoint_if_needed(self) -> str | None:
+        pos = self.syncer.pos
+        if pos is None or not self.page_size:
+            return None
+        try:
+            since_write = time.time() - os.fstat(self.db_fd).st_mtime
+        except OSError:
+            since_write = 0.0
+        mode = self.policy.decide(self.page_size, pos.end, self.synced_since_checkpoint, since_write)
+        if mode is None:
+            return None
+        if mode == "TRUNCATE":
+            self.checkpoint("PASSIVE")
+            if self.syncer.pos.end < wal_size_bytes(self.page_size, self.policy.truncate_page_n):
+                return "PASSIVE"
+        self.checkpoint(mode)
+        return mode
+
+    def checkpoint(self, mode: str) -> None:
+        """Checkpoint without losing a frame: everything is replicated first, and the WAL can only restart
+        at a point we have replicated (see conn.py for how the read transactions pin it)."""
+        with self.lock:
+            if self.conns is None:
+                return
+            self._sync_all()
+            conns = self.conns
+            if mode == "PASSIVE" and conns.try_barrier(self.settings.barrier_timeout_ms):
+                try:
+                    self._sync_all()  # writers are locked out: this reaches the true end of the WAL
+                    conns.release_reads()
+                    busy, log, done = conns.checkpoint("PASSIVE")
+                    conns.begin_read(0)
+                finally:
+                    conns.end_barrier()
+                if not busy and log == done:
+                    self.syncer.seal()
+                conns.bump_seq()  # restarts the WAL (and trims the file) when the checkpoint was complete
+            elif mode == "PASSIVE":
+                # Writers kept the lock: copy what our oldest read transaction pins (all replicated), then
+                # move the pin forward: the fresh read begins before the old one ends, and we replicate
+                # past it before letting go.
+                busy, log, done = conns.checkpoint("PASSIVE")
+                spare = conns.start_rotation()
+                self._sync_all()
+                conns.finish_rotation(spare)
+            else:
+                # TRUNCATE cannot run while we hold the write lock, so frames committed between our last
+                # sync and the checkpoint could go straight into the database file; the next sync only
+                # continues if the database checksum shows that did not happen.
+                conns.release_reads()
+                try:
+                    busy, log, done = conns.checkpoint(mode)
+                finally:
+                    conns.begin_read(0)
+            self.stats.checkpoints[mode] = self.stats.checkpoints.get(mode, 0) + 1
+            self.synced_since_checkpoint = False
+            self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
+            self._sync_all()
+
+    # -------------------------------------------------------------------------------------- snapshots
+
+    def write_snapshot(self, fd: int) -> Header:
+        """A full snapshot LTX file (MinTXID 1, MaxTXID = current position) of the replicated state."""
+        with self.lock:
+            if self.conns is None and not self.open():
+                raise SyncError(f"database does not exist: {self.path}")
+            self._sync_all()
+            return self.syncer.write_snapshot(fd, self.wal_fd, self.db_fd, FLAG_NO_CHECKSUM)

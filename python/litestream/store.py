@@ -1,0 +1,262 @@
+"""All databases of one `litestream replicate` process: when each one syncs, uploads and shuts down.
+
+Work is event driven: a change to a database's WAL (inotify) schedules its sync, at most once per
+monitor-interval; a new L0 file schedules the uploads of its replicas. An idle database has no timers
+and no threads waking up, and makes no requests to its replicas. Errors back off exponentially."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from litestream import logs
+from litestream.backends.base import BackendError
+from litestream.db.database import Database
+from litestream.db.sync import SyncError
+from litestream.gofmt import Duration
+from litestream.ltx import HEADER_SIZE, Header, LTXError, format_txid
+from litestream.replica import MAX_BACKOFF_S, Replica
+from litestream.scheduler import Scheduler, Timer
+from litestream.watch import Watcher
+
+log = logs.get_logger("store").with_attrs(system="store")
+
+
+@dataclass
+class DBEntry:
+    db: Database
+    replicas: list[Replica]
+    last_sync: float = 0.0
+    pending: Timer | None = None
+    checkpoint_timer: Timer | None = None
+    errors: int = 0
+    ready: bool = False
+    retry: Timer | None = None
+    upload_retry: dict[int, Timer] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, entries: list[DBEntry], shutdown_sync_timeout_s: float = 30.0,
+                 shutdown_sync_interval_s: float = 0.5, background: bool = True) -> None:
+        self.entries = entries
+        self.shutdown_sync_timeout_s = shutdown_sync_timeout_s
+        self.shutdown_sync_interval_s = shutdown_sync_interval_s
+        self.background = background
+        self.scheduler: Scheduler | None = None
+        self.watcher: Watcher | None = None
+        self.closing = threading.Event()
+        self.abort_shutdown = threading.Event()
+
+    # ------------------------------------------------------------------------------------------ open
+
+    def open(self) -> None:
+        workers = min(4, max(2, len(self.entries)))
+        self.scheduler = Scheduler(workers)
+        if self.background:
+            self.watcher = Watcher()
+        for e in self.entries:
+            for r in e.replicas:
+                e.db.listeners.append(lambda r=r, e=e: self._trigger_upload(e, r))
+            self._init(e)
+
+    def _init(self, e: DBEntry) -> None:
+        e.retry = None
+        try:
+            opened = e.db.open()
+        except (SyncError, OSError, LTXError) as ex:
+            self._failed(e, "cannot open database", ex, lambda: self._init(e))
+            return
+        if not opened:
+            self._wait_for_file(e)
+            return
+        try:
+            self._catch_up(e)
+        except (BackendError, OSError, LTXError, SyncError) as ex:
+            self._failed(e, "cannot check replicas", ex, lambda: self._init(e))
+            return
+        e.ready = True
+        e.errors = 0
+        for r in e.replicas:
+            self._log_replica(e, r)
+        if self.background:
+            self._trigger_sync(e)
+            for r in e.replicas:
+                self._trigger_upload(e, r)
+
+    def _log_replica(self, e: DBEntry, r: Replica) -> None:
+        attrs = {"type": r.client.type, "sync-interval": Duration(int(r.settings.sync_interval_s * 1e9))}
+        path = getattr(r.client, "path", None)
+        if path:
+            attrs["path"] = path
+        log.with_attrs(db=os.path.basename(e.db.path)).info("replicating to", *[x for kv in attrs.items() for x in kv])
+
+    def _wait_for_file(self, e: DBEntry) -> None:
+        """The database does not exist yet: wait for it to appear (inotify on its directory, else poll)."""
+        if not self.background:
+            return
+        directory, name = os.path.split(e.db.path)
+        if self.watcher is not None and self.watcher.add_dir(directory or ".", name, lambda: self._retry_init(e)):
+            if os.path.exists(e.db.path):  # created between the check and the watch
+                self._retry_init(e)
+            return
+        e.retry = self.scheduler.call_later(e.db.settings.monitor_interval_s or 1.0, lambda: self._init(e))
+
+    def _retry_init(self, e: DBEntry) -> None:
+        if not e.ready and not self.closing.is_set():
+            self.scheduler.trigger(("init", id(e)), lambda: self._init(e) if not e.ready else None)
+
+    def _catch_up(self, e: DBEntry) -> None:
+        """A database behind its replica (restored, or its local state reset): continue from the replica's
+        newest L0, like the reference; the next sync proves it can go on or takes a snapshot."""
+        if not e.replicas:
+            return
+        best, best_txid = None, 0
+        for r in e.replicas:
+            txid = r.position()
+            if txid > best_txid:
+                best, best_txid = r, txid
+        db = e.db
+        with db.lock:
+            if best is None or best_txid <= db.txid:
+                return
+            log.info("detected database behind replica", db=os.path.basename(db.path),
+                     **{"txid.db": format_txid(db.txid), "txid.replica": format_txid(best_txid)})
+            db.meta.reset()
+            db.meta.ensure()
+
+            def fetch(fd: int) -> None:
+                with best.client.open_ltx_file(0, best_txid, best_txid) as src:
+                    while chunk := src.read(1 << 20):
+                        os.write(fd, chunk)
+
+            db.meta.write_l0(best_txid, fetch)
+            with open(db.meta.l0_path(best_txid), "rb") as f:
+                ts = Header.decode(f.read(HEADER_SIZE)).timestamp
+            os.utime(db.meta.l0_path(best_txid), ns=(ts * 1_000_000,) * 2)
+            db.syncer.load()
+            log.info("fetched latest L0 file from replica", db=os.path.basename(db.path), txid=format_txid(best_txid))
+
+    def _failed(self, e: DBEntry, what: str, ex: Exception, again) -> None:
+        e.errors += 1
+        delay = min(MAX_BACKOFF_S, (e.db.settings.monitor_interval_s or 1.0) * 2 ** (e.errors - 1))
+        hint = getattr(ex, "hint", None)
+        log.error(what, db=os.path.basename(e.db.path), error=str(ex), **({"hint": hint} if hint else {}))
+        e.db.stats.last_error = str(ex)
+        if self.background and not self.closing.is_set():
+            e.retry = self.scheduler.call_later(delay, again)
+
+    # ------------------------------------------------------------------------------------------ sync
+
+    def _on_change(self, e: DBEntry) -> None:
+        if self.closing.is_set():
+            return
+        interval = e.db.settings.monitor_interval_s
+        if interval <= 0:
+            return  # monitor-interval 0: no background syncing, as in the reference
+        due = e.last_sync + interval
+        now = time.monotonic()
+        if now >= due:
+            self._trigger_sync(e)
+        elif e.pending is None:
+            e.pending = self.scheduler.call_at(due, lambda: self._trigger_sync(e))
+
+    def _trigger_sync(self, e: DBEntry) -> None:
+        e.pending = None
+        self.scheduler.trigger(("sync", id(e)), lambda: self._sync_job(e))
+
+    def _arm(self, e: DBEntry) -> bool:
+        return self.watcher is not None and self.watcher.add_file(e.db.wal_path, lambda: self._on_change(e))
+
+    def _sync_job(self, e: DBEntry) -> None:
+        if self.closing.is_set() or not e.ready:
+            return
+        e.last_sync = time.monotonic()
+        # Re-arm before reading the WAL, so a write that lands during the sync schedules the next one.
+        armed = self._arm(e)
+        try:
+            results = e.db.sync()
+        except (SyncError, OSError, LTXError) as ex:
+            self._failed(e, "sync error", ex, lambda: self._trigger_sync(e))
+            return
+        e.errors = 0
+        if not armed and e.db.settings.monitor_interval_s > 0:
+            e.pending = self.scheduler.call_later(e.db.settings.monitor_interval_s, lambda: self._trigger_sync(e))
+        if results and e.db.settings.checkpoint_interval_s > 0:
+            if e.checkpoint_timer is not None:
+                e.checkpoint_timer.cancel()
+            e.checkpoint_timer = self.scheduler.call_later(e.db.settings.checkpoint_interval_s + 0.5,
+                                                           lambda: self._trigger_sync(e))
+
+    # ---------------------------------------------------------------------------------------- upload
+
+    def _trigger_upload(self, e: DBEntry, r: Replica) -> None:
+        if self.background and self.scheduler is not None:
+            self.scheduler.trigger(("upload", id(r)), lambda: self._upload_job(e, r))
+
+    def _upload_job(self, e: DBEntry, r: Replica) -> None:
+        if self.closing.is_set():
+            return
+        try:
+            r.sync()
+        except (BackendError, OSError, LTXError, SyncError) as ex:
+            delay = r.backoff_s()
+            log.error("replica sync error", db=os.path.basename(e.db.path), replica=r.client.type, error=str(ex),
+                      retry_in=Duration(int(delay * 1e9)))
+            e.upload_retry[id(r)] = self.scheduler.call_later(delay, lambda: self._trigger_upload(e, r))
+            return
+        if r.pos is not None and r.pos < e.db.txid:
+            self._trigger_upload(e, r)  # more than one batch behind
+
+    # ------------------------------------------------------------------------------------ once/close
+
+    def sync_all_once(self) -> None:
+        """-once: sync every database and upload everything, in the foreground."""
+        for e in self.entries:
+            if not e.ready:
+                continue
+            e.db.sync()
+            for r in e.replicas:
+                while (r.pos or 0) < e.db.txid or r.pos is None:
+                    if r.sync() == 0 and (r.pos or 0) >= e.db.txid:
+                        break
+
+    def close(self) -> None:
+        """Final sync of every database and a final upload retried until shutdown-sync-timeout."""
+        self.closing.set()
+        if self.watcher is not None:
+            self.watcher.close()
+        if self.scheduler is not None:
+            self.scheduler.wait_idle(timeout=60)
+        for e in self.entries:
+            if e.ready:
+                try:
+                    e.db.sync()
+                except (SyncError, OSError, LTXError) as ex:
+                    log.error("final sync failed", db=os.path.basename(e.db.path), error=str(ex))
+                self._final_upload(e)
+            e.db.close(final_sync=False)
+        if self.scheduler is not None:
+            self.scheduler.stop()
+
+    def _final_upload(self, e: DBEntry) -> None:
+        deadline = time.monotonic() + self.shutdown_sync_timeout_s
+        for r in e.replicas:
+            while True:
+                try:
+                    r.sync()
+                    if r.pos is not None and r.pos >= e.db.txid:
+                        break
+                    continue
+                except (BackendError, OSError, LTXError, SyncError) as ex:
+                    if self.abort_shutdown.is_set() or time.monotonic() >= deadline:
+                        log.error("shutdown sync failed", db=os.path.basename(e.db.path), replica=r.client.type,
+                                  error=str(ex))
+                        break
+                    log.warn("shutdown sync failed, retrying (press Ctrl+C again to skip)",
+                             db=os.path.basename(e.db.path), error=str(ex))
+                    self.abort_shutdown.wait(self.shutdown_sync_interval_s)
+                    if self.abort_shutdown.is_set():
+                        log.warn("shutdown sync skipped by user interrupt")
+                        break
