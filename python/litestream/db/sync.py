@@ -200,17 +200,21 @@ class Syncer:
         return True
 
     def _restart_proven_by_tail(self, walfd: int, hdr: wal.WALHeader, raw_hdr: bytes, wal_size: int) -> bool:
-        """One restart by someone else: prove the old generation ended at our position."""
+        """One restart by someone else: prove the old generation ended at our position. The evidence must
+        still be in the file: our last synced frame untouched by the new generation, and beyond it (the
+        file must go on past it, or a truncation could have hidden frames) no frame of the old one."""
         p = self.pos
-        if hdr.salt1 != (p.salts[0] + 1) & 0xFFFFFFFF or wal_size < p.end or p.end == WAL_HEADER_SIZE:
+        fsz = 24 + hdr.page_size
+        if hdr.salt1 != (p.salts[0] + 1) & 0xFFFFFFFF or p.end == WAL_HEADER_SIZE or wal_size <= p.end:
             return False
         new_gen = wal.scan(walfd, hdr, WAL_HEADER_SIZE, hdr.salts)
-        if new_gen.valid_end > p.end:
-            return False  # the new generation has overwritten where more old frames could have been
-        fsz = 24 + hdr.page_size
+        if new_gen.valid_end > p.end - fsz:
+            return False  # the new generation reached our last frame: older frames may have been replaced
         prev = os.pread(walfd, 24, p.end - fsz)
-        if new_gen.valid_end <= p.end - fsz and (len(prev) < 24 or prev[8:16] != _salt_bytes(p.salts)):
-            return False  # the old generation did not even reach our position in this file
+        if len(prev) < 24 or prev[8:16] != _salt_bytes(p.salts):
+            return False
+        if p.chain is not None and (int.from_bytes(prev[16:20], "big"), int.from_bytes(prev[20:24], "big")) != p.chain:
+            return False
         nxt = os.pread(walfd, 24, p.end)
         if len(nxt) == 24 and nxt[8:16] == _salt_bytes(p.salts):
             return False  # the old generation went on after our position: frames we never saw
