@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Install litestream-py, then restore the bundled example replica (written by the real Litestream 0.5.17)
-# into ./demo/restored.db and list its LTX files: no cloud account needed.
+# Install litestream-py, create a demo database and replicate it to a local file replica (no cloud
+# account). Runs until Ctrl-C; write to demo/app.db meanwhile and restore with
+#   litestream restore -o /tmp/restored.db file://$PWD/demo/replica
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
 bash "$repo/ci/install.sh"
 mkdir -p demo
-"$python" -m litestream ltx -level all "file://$repo/tests/vectors/v1_ps4096/replica"
-"$python" -m litestream restore -force -integrity-check full -o demo/restored.db \
-  "file://$repo/tests/vectors/v1_ps4096/replica"
-echo "restored demo/restored.db"
+"$python" - <<'PY'
+import apsw
+conn = apsw.Connection("demo/app.db")
+conn.execute("PRAGMA journal_mode=wal").fetchall()
+conn.execute("CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT, at TEXT DEFAULT CURRENT_TIMESTAMP)")
+conn.execute("INSERT INTO notes(body) VALUES ('hello from the demo')")
+PY
+cat > demo/litestream.yml <<YML
+dbs:
+  - path: $PWD/demo/app.db
+    replica:
+      url: file://$PWD/demo/replica
+YML
+echo "replicating demo/app.db to demo/replica (Ctrl-C to stop)"
+exec "$python" -m litestream replicate -config demo/litestream.yml

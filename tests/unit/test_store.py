@@ -1,0 +1,210 @@
+"""The running replicator (Store): wake-up on change, idle cost, upload errors and back-off, shutdown,
+disk full."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+import time
+
+import apsw
+import pytest
+
+from litestream.backends.base import BackendError
+from litestream.backends.file import FileReplicaClient
+from litestream.db.database import Database, DBSettings
+from litestream.replica import Replica, ReplicaSettings
+from litestream.restore import calc_restore_plan, restore_files
+from litestream.store import DBEntry, Store
+from tests.interop.workload import _digest_conn, content_digest
+
+
+class CountingClient(FileReplicaClient):
+    """A file replica that counts requests and can be told to fail."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.calls = 0
+        self.fail = False
+        self.lock = threading.Lock()
+
+    def _count(self):
+        with self.lock:
+            self.calls += 1
+        if self.fail:
+            raise BackendError("replica unreachable (test)")
+
+    def ltx_files(self, level, seek=0, use_metadata=False):
+        self._count()
+        return super().ltx_files(level, seek, use_metadata)
+
+    def write_ltx_file(self, level, min_txid, max_txid, src, timestamp_ms):
+        self._count()
+        return super().write_ltx_file(level, min_txid, max_txid, src, timestamp_ms)
+
+
+def make_app(path):
+    app = apsw.Connection(str(path))
+    app.set_busy_timeout(5000)
+    app.execute("PRAGMA journal_mode=wal").fetchall()
+    app.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
+    return app
+
+
+def wait_for(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def restored_digest(replica_dir, tmp_path):
+    client = FileReplicaClient(str(replica_dir))
+    out = tmp_path / f"check-{time.monotonic_ns()}.db"
+    restore_files(client, calc_restore_plan(client), str(out))
+    return content_digest(out)
+
+
+@pytest.fixture
+def running(tmp_path):
+    app = make_app(tmp_path / "app.db")
+    db = Database(str(tmp_path / "app.db"), DBSettings(monitor_interval_s=0.05, checkpoint_interval_s=0))
+    client = CountingClient(str(tmp_path / "replica"))
+    replica = Replica(db, client, ReplicaSettings(sync_interval_s=0.05))
+    store = Store([DBEntry(db, [replica])], shutdown_sync_timeout_s=2, shutdown_sync_interval_s=0.05)
+    store.open()
+    yield app, db, client, replica, store
+    if not store.closing.is_set():
+        store.close()
+    app.close()
+
+
+def test_changes_are_replicated_promptly(running, tmp_path):
+    app, db, _client, replica, _store = running
+    assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)
+    for i in range(5):
+        with app:
+            app.execute("INSERT INTO t(v) VALUES (?)", (f"row {i}",))
+        assert wait_for(lambda: replica.pos == db.txid and restored_digest(tmp_path / "replica", tmp_path)
+                        == _digest_conn(app), timeout=5)
+
+
+def test_idle_database_costs_nothing(running):
+    app, db, client, replica, _store = running
+    assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)
+    time.sleep(0.3)
+    syncs, calls = db.stats.syncs, client.calls
+    cpu = time.process_time()
+    time.sleep(1.5)
+    assert db.stats.syncs == syncs, "an idle database must not be polled"
+    assert client.calls == calls, "an idle database must not make replica requests"
+    assert time.process_time() - cpu < 0.05
+    # ...and it wakes up on the next write.
+    with app:
+        app.execute("INSERT INTO t(v) VALUES ('wake')")
+    assert wait_for(lambda: replica.pos == db.txid and db.stats.syncs > syncs)
+
+
+def test_replica_errors_back_off_and_recover(running, tmp_path):
+    app, db, client, replica, _store = running
+    assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)
+    client.fail = True
+    with app:
+        app.execute("INSERT INTO t(v) VALUES ('while down')")
+    assert wait_for(lambda: replica.errors >= 3, timeout=10)
+    assert replica.pos is None  # re-read from the replica after an error
+    assert replica.backoff_s() >= 0.2
+    client.fail = False
+    assert wait_for(lambda: replica.pos == db.txid, timeout=10)
+    assert restored_digest(tmp_path / "replica", tmp_path) == _digest_conn(app)
+
+
+def test_shutdown_syncs_everything(running, tmp_path):
+    app, db, _client, _replica, store = running
+    assert wait_for(lambda: db.txid >= 1)
+    with app:
+        app.executemany("INSERT INTO t(v) VALUES (?)", [(f"last {i}",) for i in range(50)])
+    store.close()  # right away: the final sync must pick the write up
+    assert restored_digest(tmp_path / "replica", tmp_path) == _digest_conn(app)
+
+
+def test_database_created_later(tmp_path):
+    path = tmp_path / "later.db"
+    db = Database(str(path), DBSettings(monitor_interval_s=0.05))
+    replica = Replica(db, FileReplicaClient(str(tmp_path / "replica")))
+    store = Store([DBEntry(db, [replica])])
+    store.open()
+    try:
+        time.sleep(0.2)
+        assert not db.is_open
+        app = make_app(path)
+        with app:
+            app.execute("INSERT INTO t(v) VALUES ('hello')")
+        assert wait_for(lambda: replica.pos is not None and replica.pos >= 1 and replica.pos == db.txid)
+    finally:
+        store.close()
+    assert restored_digest(tmp_path / "replica", tmp_path) == _digest_conn(app)
+    app.close()
+
+
+@contextlib.contextmanager
+def small_filesystem(path, size="64k"):
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_disk_full_pauses_and_recovers(tmp_path):
+    """The meta directory's disk fills up: the sync fails cleanly (no partial L0 left), replication
+    resumes once there is room, and nothing is lost."""
+    app = make_app(tmp_path / "app.db")
+    with app:
+        app.executemany("INSERT INTO t(v) VALUES (?)", [(os.urandom(200).hex(),) for _ in range(400)])
+    with small_filesystem(tmp_path / "small", "2m") as small:
+        filler = small / "filler"
+        with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
+            while True:  # fill the filesystem completely
+                f.write(b"\0" * 4096)
+        db = Database(str(tmp_path / "app.db"), DBSettings(monitor_interval_s=0.05, meta_path=str(small / "meta")))
+        replica = Replica(db, FileReplicaClient(str(tmp_path / "replica")))
+        store = Store([DBEntry(db, [replica])])
+        store.open()
+        try:
+            assert wait_for(lambda: db.stats.last_error is not None, timeout=10)
+            assert "No space left" in db.stats.last_error or "space" in db.stats.last_error.lower()
+            leftovers = [n for _, _, files in os.walk(small / "meta") for n in files]
+            assert leftovers == [], leftovers
+            filler.unlink()
+            assert wait_for(lambda: replica.pos is not None and replica.pos >= 1 and replica.pos == db.txid, 20)
+        finally:
+            store.close()
+    assert restored_digest(tmp_path / "replica", tmp_path) == _digest_conn(app)
+    app.close()
+
+
+def test_restore_into_full_disk_leaves_nothing(tmp_path):
+    from litestream.restore import RestoreError
+
+    app = make_app(tmp_path / "app.db")
+    with app:
+        app.executemany("INSERT INTO t(v) VALUES (?)", [(os.urandom(300).hex(),) for _ in range(300)])
+    db = Database(str(tmp_path / "app.db"))
+    store = Store([DBEntry(db, [Replica(db, FileReplicaClient(str(tmp_path / "replica")))])], background=False)
+    store.open()
+    store.sync_all_once()
+    store.close()
+    with small_filesystem(tmp_path / "small", "32k") as small:
+        client = FileReplicaClient(str(tmp_path / "replica"))
+        with pytest.raises(RestoreError, match="No space left"):
+            restore_files(client, calc_restore_plan(client), str(small / "out.db"))
+        assert os.listdir(small) == []
+    app.close()
