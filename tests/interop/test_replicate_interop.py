@@ -73,9 +73,17 @@ def mixed_long_scenario(n: int = 2000) -> Scenario:
 
 def check(gen: GeneratedReplica, tmp_path) -> None:
     assert gen.checked
-    for rec in gen.checked:
-        assert rec.ref_digest == rec.content_digest, f"TXID {rec.hex}: the reference restores other rows"
-        assert rec.ref_integrity_ok, f"TXID {rec.hex}: integrity_check failed"
+    for i, rec in enumerate(gen.checked):
+        assert rec.ref_sha256, f"TXID {rec.hex}: the reference could not restore it"
+        if rec.ref_digest is not None:  # scenarios with huge databases only digest some restores
+            assert rec.ref_digest == rec.content_digest, f"TXID {rec.hex}: the reference restores other rows"
+            assert rec.ref_integrity_ok, f"TXID {rec.hex}: integrity_check failed"
+        if i < 3:
+            out = tmp_path / f"ours-{rec.hex}.db"
+            r = run_ours(*gen.restore_args(out, rec.txid))
+            assert r.returncode == 0, r.stderr
+            assert sha256_file(out) == rec.ref_sha256, f"TXID {rec.hex}: our restore differs from the reference's"
+            out.unlink()
     assert gen.latest.ref_digest == gen.latest.content_digest and gen.latest.ref_integrity_ok
     assert gen.latest.ref_sha256 == gen.final_db_sha256
     out = tmp_path / "ours-latest.db"
