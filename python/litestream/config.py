@@ -9,7 +9,9 @@ the key and its line, so a typo never silently disables a setting."""
 
 from __future__ import annotations
 
+import math
 import os
+import pwd
 import re
 from typing import Any
 
@@ -312,8 +314,12 @@ def expand_path(s: str) -> str:
     """The reference's expand(): strip sqlite:// prefixes, expand ~/, make absolute."""
     s = strip_sqlite_prefix(s)
     if s == "~" or s.startswith("~/"):
-        home = os.path.expanduser("~")
-        if home == "~":
+        # Go's user.Current().HomeDir: the account's home directory, not $HOME.
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            home = ""
+        if not home:
             raise ConfigError(f"cannot expand path {s}, no home directory available")
         return home if s == "~" else os.path.join(home, s[2:])
     return os.path.abspath(s)
@@ -371,9 +377,11 @@ def _build(node: yaml.Node, t: Any, path: str) -> Any:
     """Turn a YAML node into plain Python data shaped for type t, with yaml.v2's scalar rules."""
     info = t if isinstance(t, msgspec.inspect.Type) else msgspec.inspect.type_info(t)
     if isinstance(info, msgspec.inspect.UnionType):
-        if isinstance(node, yaml.ScalarNode) and node.style is None and _scalar(node, path)[0] == "!!null":
-            return None
         others = [x for x in info.types if not isinstance(x, msgspec.inspect.NoneType)]
+        if isinstance(node, yaml.ScalarNode) and node.style is None and _scalar(node, path)[0] == "!!null":
+            # yaml.v2 sets a field to its zero value: an empty list (so `levels: ~` means no levels), or
+            # unset for everything that has a default.
+            return [] if isinstance(others[0], msgspec.inspect.ListType) else None
         return _build(node, others[0], path)
     if isinstance(info, msgspec.inspect.StructType):
         if isinstance(node, yaml.ScalarNode) and _scalar(node, path)[0] == "!!null":
@@ -409,6 +417,8 @@ def _build(node: yaml.Node, t: Any, path: str) -> Any:
     if isinstance(info, msgspec.inspect.IntType):
         if tag == "!!null":
             return 0
+        if tag == "!!float" and not math.isnan(value) and abs(value) < 2**63:
+            return int(value)  # yaml.v2 truncates a float into an integer field
         if tag != "!!int":
             raise _NodeError(node, path, f"expected an integer, got {node.value!r}")
         return value
@@ -417,6 +427,8 @@ def _build(node: yaml.Node, t: Any, path: str) -> Any:
             return None
         if tag == "!!int":
             return Duration(value)
+        if tag == "!!float" and not math.isnan(value) and abs(value) < 2**63:
+            return Duration(int(value))  # nanoseconds, truncated, as yaml.v2 decodes it
         if tag == "!!str":
             try:
                 return Duration(parse_duration(value))
@@ -486,7 +498,7 @@ def _validate(c: Config) -> None:
     if c.shutdown_sync_interval is not None and c.shutdown_sync_interval <= 0:
         raise bad("shutdown-sync-interval", "shutdown sync interval must be greater than 0",
                   _fmt_dur(c.shutdown_sync_interval))
-    if c.heartbeat_url and not re.match(r"^https?://[^/]", c.heartbeat_url):
+    if c.heartbeat_url and not c.heartbeat_url.startswith(("http://", "https://")):
         raise bad("heartbeat-url", "heartbeat URL must be a valid HTTP or HTTPS URL", c.heartbeat_url)
     if c.heartbeat_interval is not None and c.heartbeat_interval < MIN_HEARTBEAT_INTERVAL:
         raise bad("heartbeat-interval", "heartbeat interval must be at least 1 minute",
