@@ -52,6 +52,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -237,10 +238,17 @@ class Replicator:
 # ----------------------------------------------------------------------------------- databases, configs
 
 
+def pragmas(conn: apsw.Connection, *settings: str) -> None:
+    """One statement each, read to the end: with several statements in one execute(), apsw runs the next
+    only when the rows of the previous one have been read, so `PRAGMA a=1; PRAGMA b=2` may never set b."""
+    for s in settings:
+        conn.execute(f"PRAGMA {s}").fetchall()
+
+
 def make_db(path: Path, rows: int, seed: int) -> None:
     rng = random.Random(seed)
     conn = apsw.Connection(str(path))
-    conn.execute(f"PRAGMA page_size={PAGE_SIZE}; PRAGMA journal_mode=WAL;")
+    pragmas(conn, f"page_size={PAGE_SIZE}", "journal_mode=WAL")
     conn.execute(SCHEMA)
     with conn:
         conn.executemany("INSERT INTO t(ts, v) VALUES(?, ?)",
@@ -409,9 +417,9 @@ def writer_main(argv: list[str]) -> None:
     a = ap.parse_args(argv)
 
     conn = apsw.Connection(a.db)
-    conn.execute("PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL")
-    if conn.execute("PRAGMA journal_mode").get != "wal":
-        sys.exit("database is not in WAL mode")
+    pragmas(conn, "busy_timeout=5000", "synchronous=NORMAL")
+    if conn.execute("PRAGMA journal_mode").get != "wal" or conn.execute("PRAGMA synchronous").get != 1:
+        sys.exit("database is not in WAL mode with synchronous=NORMAL")
     conn.execute("SELECT count(*) FROM counters").fetchall()  # opens the WAL and the -shm
     shm = os.open(a.db + "-shm", os.O_RDONLY)
     rng = random.Random(os.getpid())
@@ -420,6 +428,7 @@ def writer_main(argv: list[str]) -> None:
     start, stop = a.start_at, a.start_at + a.duration
     sleep_until(start)
     start = max(start, time.monotonic())
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     i = 0
     while True:
         now = time.monotonic()
@@ -459,13 +468,20 @@ def writer_main(argv: list[str]) -> None:
         ends.append(WAL_HEADER + int.from_bytes(hdr[16:20], "little") * (24 + page))
         salts += hdr[32:40]
         i += 1
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        wal_size = os.stat(a.db + "-wal").st_size  # before close(): the last connection deletes the WAL
+    except FileNotFoundError:
+        wal_size = 0
     conn.close()
     for suffix, arr in ((".t", times), (".lat", lats), (".end", ends)):
         with open(a.out + suffix, "wb") as f:
             arr.tofile(f)
     with open(a.out + ".salt", "wb") as f:
         f.write(salts)
-    print(json.dumps({"commits": i, "busy": busy, "start": start, "stop": time.monotonic()}))
+    print(json.dumps({"commits": i, "busy": busy, "start": start, "stop": time.monotonic(), "wal_size": wal_size,
+                      "cpu": ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime,
+                      "sys": ru1.ru_stime - ru0.ru_stime, "vcsw": ru1.ru_nvcsw - ru0.ru_nvcsw}))
 
 
 @dataclass
@@ -474,6 +490,10 @@ class WriterResult:
     busy: int
     start: float
     stop: float
+    wal_size: int  # WAL file size after the last commit
+    cpu: float  # the writer's own CPU seconds while writing (user+sys)
+    sys: float  # of which system time
+    vcsw: int  # voluntary context switches (blocking waits) while writing
     times: array
     lats: array
     ends: array
@@ -517,7 +537,8 @@ class Writer:
             a.frombytes(Path(str(self.out) + suffix).read_bytes())
             arrays.append(a)
         salts = Path(str(self.out) + ".salt").read_bytes()
-        return WriterResult(s["commits"], s["busy"], s["start"], s["stop"], *arrays, salts)
+        return WriterResult(s["commits"], s["busy"], s["start"], s["stop"], s["wal_size"], s["cpu"], s["sys"],
+                            s["vcsw"], *arrays, salts)
 
     def __enter__(self) -> Writer:
         return self
@@ -663,18 +684,22 @@ def run_maxrate(impl: Impl | None, opts: argparse.Namespace) -> dict[str, Any]:
                 sampler.start()
                 stack.callback(sampler.stop)
                 res = w.wait()
-            t_stop = time.monotonic()
-            wal_at_stop = wal.stat().st_size if wal.exists() else 0
+            wal_at_stop = res.wal_size
             wal_max = max([*wal_sizes, wal_at_stop])
+            q = opts.duration / 4
             out: dict[str, Any] = {"tx_per_s": res.rate(), "commits": res.commits,
-                                   "tx_per_s_last10": res.between(res.times[-1] - 10, res.times[-1]) / 10,
+                                   "tx_per_s_first_q": res.between(res.start, res.start + q) / q,
+                                   "tx_per_s_last_q": res.between(res.times[-1] - q, res.times[-1]) / q,
                                    "wal_max_mib": wal_max / MIB, "wal_at_stop_mib": wal_at_stop / MIB,
                                    "commit_p99_ms": res.latency_ms(99), "commit_max_ms": res.latency_ms(100),
-                                   "writer_busy": res.busy, "db_mib": db.stat().st_size / MIB}
+                                   "writer_busy": res.busy, "db_mib": db.stat().st_size / MIB,
+                                   "writer_cpu_pct": 100 * res.cpu / (res.stop - res.start),
+                                   "writer_sys_pct": 100 * res.sys / (res.stop - res.start),
+                                   "writer_waits_per_s": res.vcsw / (res.stop - res.start)}
             if r is not None and watch is not None and u0 is not None:
                 last = res.commits - 1
                 salts, end = res.salt(last), res.ends[last]
-                backlog, _ = Coverage(watch.snapshot()).backlog(salts, end, t_stop)
+                backlog, _ = Coverage(watch.snapshot()).backlog(salts, end, res.times[last])
                 covered = wait_covered(watch, salts, end, opts.catchup_timeout, r)
                 u1 = r.usage()
                 files = watch.snapshot()
@@ -794,7 +819,8 @@ def report_maxrate(res: Results, opts: argparse.Namespace) -> None:
     table(f"maxrate: {opts.blob_size}-byte blob per transaction, as fast as possible for {opts.duration:g}s "
           f"(median of {opts.runs})", res,
           [("no replicator", "maxrate/baseline"), ("reference", "maxrate/reference"), ("ours", "maxrate/ours")],
-          [("tx/s", "tx_per_s", ".0f"), ("tx/s last 10s", "tx_per_s_last10", ".0f"),
+          [("tx/s", "tx_per_s", ".0f"), ("first 1/4", "tx_per_s_first_q", ".0f"),
+           ("last 1/4", "tx_per_s_last_q", ".0f"),
            ("WAL max MiB", "wal_max_mib", ".1f"), ("WAL at end MiB", "wal_at_stop_mib", ".1f"),
            ("commit p99 ms", "commit_p99_ms", ".2f"), ("commit max ms", "commit_max_ms", ".0f"),
            ("backlog MiB", "backlog_at_stop_mib", ".1f"), ("catch-up s", "catch_up_s", ".2f"),

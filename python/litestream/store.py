@@ -90,7 +90,7 @@ class Store:
         path = getattr(r.client, "path", None)
         if path:
             attrs["path"] = path
-        log.with_attrs(db=os.path.basename(e.db.path)).info("replicating to", *[x for kv in attrs.items() for x in kv])
+        logs.info("replicating to", *[x for kv in attrs.items() for x in kv])
 
     def _wait_for_file(self, e: DBEntry) -> None:
         """The database does not exist yet: wait for it to appear (inotify on its directory, else poll)."""

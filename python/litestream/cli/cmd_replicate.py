@@ -85,6 +85,7 @@ def run(args: list[str], name: str = "replicate") -> int:
             config = _config_from_args(opts.args)
         except ConfigError as e:
             raise CommandError(str(e)) from None
+        config.logging.level = "INFO"  # the reference's command-line form logs at INFO and says so
         logs.init_log("stdout", os.environ.get("LOG_LEVEL") or "INFO", "text", False)
     else:
         try:
@@ -150,6 +151,7 @@ def _run_once(store, force_snapshot: bool) -> int:
         raise CommandError(str(e)) from None
     logs.info("replication complete, litestream shutting down")
     store.close()
+    logs.info("litestream shut down")
     return 0
 
 
@@ -186,23 +188,35 @@ def _run_daemon(store, exec_cmd: str) -> int:
         try:
             argv = shlex.split(exec_cmd)
             child = subprocess.Popen(argv)
-        except (ValueError, OSError) as e:
+        except ValueError as e:
             store.close()
-            raise CommandError(f"cannot start exec command: {e}") from None
+            raise CommandError(f"cannot parse exec command: {e}") from None
+        except OSError as e:
+            store.close()
+            reason = (e.strerror or str(e)).lower()
+            raise CommandError(f"cannot start exec command: fork/exec {argv[0] if argv else ''}: {reason}") from None
         threading.Thread(target=lambda: (child.wait(), stop.set()), daemon=True).start()
     while not stop.wait(3600):
         pass
-    exit_code = 0
+    error = None
     if received:
         name = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupt"}.get(received[0], str(received[0]))
         logs.info("signal received, litestream shutting down", "signal", name)
         if child is not None and child.poll() is None:
+            logs.info("sending signal to exec process")
             child.send_signal(received[0])
+            logs.info("waiting for exec process to close")
             child.wait()
+            # Killed by the forwarded signal is a normal end; any other failure is reported (after the
+            # final sync, which the reference skips).
+            if child.returncode > 0:
+                error = f"cannot wait for exec process: exit status {child.returncode}"
     elif child is not None:
         logs.info("subprocess exited, litestream shutting down")
+        if child.returncode:
+            error = f"exit status {child.returncode}" if child.returncode > 0 else None
     store.close()
     logs.info("litestream shut down")
-    if child is not None and child.returncode and not received:
-        raise CommandError(f"exit status {child.returncode}")
-    return exit_code
+    if error:
+        raise CommandError(error)
+    return 0

@@ -74,8 +74,9 @@ def run(args: list[str], name: str = "reset") -> int:
     out.write(f"Resetting local Litestream state for: {db_path}\n")
     out.write(f"Removing: {meta.ltx_root}\n")
     out.flush()
-    logs.info("resetting local litestream state", "db", db_path, "ltx_dir", meta.ltx_root)
+    name = os.path.basename(db_path)
+    logs.info("resetting local litestream state", "db", name, "meta_path", meta.path, "ltx_dir", meta.ltx_root)
     meta.reset()
-    logs.info("local state reset complete, next sync will create a fresh snapshot", "db", db_path)
+    logs.info("local state reset complete, next sync will create fresh snapshot", "db", name)
     out.write("Reset complete. Next replication sync will create a fresh snapshot.\n")
     return 0

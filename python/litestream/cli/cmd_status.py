@@ -12,7 +12,7 @@ from litestream.cli.usage import USAGE
 from litestream.config import ConfigError
 from litestream.db.meta import MetaDir
 from litestream.gofmt import humanize_bytes, tabwriter
-from litestream.ltx import format_txid
+from litestream.ltx import format_txid, parse_filename
 
 
 def usage() -> None:
@@ -38,7 +38,8 @@ def db_status(path: str, meta_path: str) -> dict:
     except OSError:
         st["status"] = "error"
         return st
-    txid = max((t for t in meta.l0_txids()), default=0) if names else 0
+    # Like the reference: the highest MaxTXID of any LTX file name in the local L0 directory.
+    txid = max((t[1] for t in map(parse_filename, names) if t is not None), default=0)
     if txid:
         st["status"], st["local_txid"] = "ok", format_txid(txid)
     else:

@@ -26,6 +26,7 @@ The commands are:
 	sync         force an immediate sync for a database
 	unregister   unregister a database from replication
 	version      prints the binary version
+
 """
 
 USAGE['version'] = """\
@@ -39,6 +40,7 @@ Arguments:
 
 	-verbose
 	    Print detailed build metadata (Go version, commit, build time, OS/arch).
+
 """
 
 USAGE['databases'] = """\
@@ -65,6 +67,7 @@ Examples:
 	$ litestream databases
 	$ litestream databases -config /path/to/litestream.yml
 	$ litestream databases -no-expand-env -config /path/to/litestream.yml
+
 """
 
 USAGE['info'] = """\
@@ -86,6 +89,7 @@ Examples:
   $ litestream info
   $ litestream info -json
   $ litestream info -socket /tmp/litestream.sock
+
 """
 
 USAGE['list'] = """\
@@ -107,6 +111,7 @@ Examples:
   $ litestream list
   $ litestream list -json
   $ litestream list -socket /tmp/litestream.sock
+
 """
 
 USAGE['ltx'] = """\
@@ -147,6 +152,7 @@ Examples:
 
 	# List LTX files across all compaction levels.
 	$ litestream ltx -level all /path/to/db
+
 """
 
 USAGE['register'] = """\
@@ -183,6 +189,7 @@ Examples:
 
   # Register and emit a JSON confirmation.
   $ litestream register -json -replica s3://mybucket/db /path/to/db
+
 """
 
 USAGE['replicate'] = """\
@@ -238,6 +245,7 @@ start, stop, sync, register, unregister, info, and list. Enable it in the config
 	socket:
 	  enabled: true
 	  path: /tmp/litestream.sock
+
 """
 
 USAGE['reset'] = """\
@@ -274,6 +282,7 @@ Examples:
 
 	# Reset using a specific configuration file
 	litestream reset -config /etc/litestream.yml /path/to/database.db
+
 """
 
 USAGE['restore'] = """\
@@ -361,6 +370,7 @@ Examples:
 
 	# Continuously restore (follow) a database from a replica.
 	$ litestream restore -f -o /tmp/read-replica.db s3://mybucket/db
+
 """
 
 USAGE['start'] = """\
@@ -390,6 +400,7 @@ Examples:
 
   # Start replication and wait up to 10 seconds for the daemon response.
   $ litestream start -timeout 10 /path/to/db
+
 """
 
 USAGE['status'] = """\
@@ -428,6 +439,7 @@ Examples:
 	$ litestream status
 	$ litestream status /path/to/db
 	$ litestream status -json
+
 """
 
 USAGE['stop'] = """\
@@ -458,6 +470,7 @@ Examples:
 
   # Stop replication and wait up to 10 seconds for final sync and shutdown.
   $ litestream stop -timeout 10 /path/to/db
+
 """
 
 USAGE['sync'] = """\
@@ -483,6 +496,7 @@ Examples:
   $ litestream sync -json /path/to/db
   $ litestream sync -wait /path/to/db
   $ litestream sync -wait -timeout 120 /path/to/db
+
 """
 
 USAGE['unregister'] = """\
@@ -521,4 +535,5 @@ Examples:
 
   # Unregister a database and wait up to 10 seconds for shutdown.
   $ litestream unregister -timeout 10 /path/to/db
+
 """
