@@ -18,7 +18,7 @@ from litestream import _ltxcore as core
 from litestream import logs
 from litestream.db import shm
 from litestream.db.checkpoint import CheckpointPolicy
-from litestream.db.conn import Connections, ConnError
+from litestream.db.conn import BUMP_SEQ, Connections, ConnError
 from litestream.db.meta import MetaDir, default_meta_path
 from litestream.db.sync import Syncer, SyncError, SyncResult, wal_size_bytes
 from litestream.ltx import FLAG_NO_CHECKSUM, Header
@@ -103,8 +103,7 @@ class Database:
             self.conns = conns
             try:
                 ps = conns.page_size
-                wal_limit = wal_size_bytes(ps, self.settings.min_checkpoint_page_n)
-                conns.writer.execute(f"PRAGMA journal_size_limit = {wal_limit}").fetchall()
+                conns.wal_size_limit = wal_size_bytes(ps, self.settings.min_checkpoint_page_n)
                 self.db_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
                 self.wal_fd = os.open(self.wal_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 try:
@@ -222,38 +221,48 @@ class Database:
                 return
             self._sync_all()
             conns = self.conns
-            if mode == "PASSIVE" and conns.try_barrier(self.settings.barrier_timeout_ms):
-                try:
-                    self._sync_all()  # writers are locked out: this reaches the true end of the WAL
-                    conns.release_reads()
-                    busy, log, done = conns.checkpoint("PASSIVE")
-                    conns.begin_read(0)
-                finally:
-                    conns.end_barrier()
-                if not busy and log == done:
-                    self.syncer.seal()
-                conns.bump_seq()  # restarts the WAL (and trims the file) when the checkpoint was complete
-            elif mode == "PASSIVE":
-                # Writers kept the lock: copy what our oldest read transaction pins (all replicated), then
-                # move the pin forward: the fresh read begins before the old one ends, and we replicate
-                # past it before letting go.
-                busy, log, done = conns.checkpoint("PASSIVE")
-                spare = conns.start_rotation()
-                self._sync_all()
-                conns.finish_rotation(spare)
+            if mode == "PASSIVE":
+                busy, log, done = self._passive_checkpoint(conns)
             else:
                 # TRUNCATE cannot run while we hold the write lock, so frames committed between our last
                 # sync and the checkpoint could go straight into the database file; the next sync only
                 # continues if the database checksum shows that did not happen.
-                conns.release_reads()
+                conns.end_read()
                 try:
-                    busy, log, done = conns.checkpoint(mode)
+                    with conns.spare() as c:
+                        busy, log, done = conns.checkpoint_on(c, mode)
                 finally:
-                    conns.begin_read(0)
+                    conns.begin_read()
             self.stats.checkpoints[mode] = self.stats.checkpoints.get(mode, 0) + 1
             self.synced_since_checkpoint = False
             self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
             self._sync_all()
+
+    def _passive_checkpoint(self, conns: Connections) -> tuple[int, int, int]:
+        with conns.writer() as w:
+            if conns.try_barrier(w, self.settings.barrier_timeout_ms, self.settings.busy_timeout_ms):
+                try:
+                    self._sync_all()  # writers are locked out: this reaches the true end of the WAL
+                    conns.end_read()
+                    try:
+                        with conns.spare() as c:
+                            busy, log, done = conns.checkpoint_on(c, "PASSIVE")
+                    finally:
+                        conns.begin_read()
+                finally:
+                    w.execute("ROLLBACK").fetchall()
+                if not busy and log == done:
+                    self.syncer.seal()
+                with w:  # restarts the WAL (and trims the file) when the checkpoint was complete
+                    w.execute(BUMP_SEQ).fetchall()
+                return busy, log, done
+        # Writers kept the lock: copy what our read transaction pins (all replicated), then move the pin
+        # forward, replicating past the new one before the old one lets go.
+        with conns.spare() as c:
+            busy, log, done = conns.checkpoint_on(c, "PASSIVE")
+        with conns.rotation():
+            self._sync_all()
+        return busy, log, done
 
     # -------------------------------------------------------------------------------------- snapshots
 
