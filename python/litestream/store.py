@@ -22,6 +22,7 @@ from litestream.scheduler import Scheduler, Timer
 from litestream.watch import Watcher
 
 log = logs.get_logger("store").with_attrs(system="store")
+IDLE_TRIM_S = 10.0
 
 
 @dataclass
@@ -31,6 +32,7 @@ class DBEntry:
     last_sync: float = 0.0
     pending: Timer | None = None
     checkpoint_timer: Timer | None = None
+    trim_timer: Timer | None = None
     errors: int = 0
     ready: bool = False
     retry: Timer | None = None
@@ -183,6 +185,11 @@ class Store:
         e.errors = 0
         if not armed and e.db.settings.monitor_interval_s > 0:
             e.pending = self.scheduler.call_later(e.db.settings.monitor_interval_s, lambda: self._trigger_sync(e))
+        if results:
+            # Once the database has been quiet for a while, drop the connections a busy period kept.
+            if e.trim_timer is not None:
+                e.trim_timer.cancel()
+            e.trim_timer = self.scheduler.call_later(IDLE_TRIM_S, e.db.trim)
         if results and e.db.settings.checkpoint_interval_s > 0:
             if e.checkpoint_timer is not None:
                 e.checkpoint_timer.cancel()

@@ -61,6 +61,7 @@ class Connections:
         self.wal_size_limit = wal_size_limit
         self.reader: apsw.Connection | None = None
         self.page_size = 0
+        self._idle: list[apsw.Connection] = []  # short-lived connections kept while the database is busy
 
     def _connect(self) -> apsw.Connection:
         conn = apsw.Connection(self.path, flags=apsw.SQLITE_OPEN_READWRITE, statementcachesize=STATEMENT_CACHE)
@@ -92,27 +93,36 @@ class Connections:
     # ------------------------------------------------------------------------------ short-lived ones
 
     @contextlib.contextmanager
+    def spare(self) -> Iterator[apsw.Connection]:
+        """A connection for the moment: writes, checkpoints, rotation. Returned to a small pool that
+        trim() empties once the database is idle again."""
+        conn = self._idle.pop() if self._idle else self._connect()
+        ok = False
+        try:
+            yield conn
+            ok = True
+        finally:
+            try:
+                _end(conn)
+            except apsw.Error:
+                ok = False
+            if ok and len(self._idle) < 2:
+                self._idle.append(conn)
+            else:
+                conn.close()
+
+    @contextlib.contextmanager
     def writer(self) -> Iterator[apsw.Connection]:
         """A connection for writes. Our own restarts of the WAL trim the file to wal_size_limit."""
-        conn = self._connect()
-        try:
+        with self.spare() as conn:
             if self.wal_size_limit >= 0:
                 _query(conn, f"PRAGMA journal_size_limit = {int(self.wal_size_limit)}")
             yield conn
-        finally:
-            with contextlib.suppress(apsw.Error):
-                _end(conn)
-            conn.close()
 
-    @contextlib.contextmanager
-    def spare(self) -> Iterator[apsw.Connection]:
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
+    def trim(self) -> None:
+        while self._idle:
             with contextlib.suppress(apsw.Error):
-                _end(conn)
-            conn.close()
+                self._idle.pop().close()
 
     # ----------------------------------------------------------------------------- read transaction
 
@@ -159,6 +169,7 @@ class Connections:
         return int(row[0]), int(row[1]), int(row[2])
 
     def close(self) -> None:
+        self.trim()
         if self.reader is not None:
             with contextlib.suppress(apsw.Error):
                 _end(self.reader)

@@ -18,7 +18,7 @@ from litestream import _ltxcore as core
 from litestream import logs
 from litestream.db import shm
 from litestream.db.checkpoint import CheckpointPolicy
-from litestream.db.conn import BUMP_SEQ, Connections, ConnError
+from litestream.db.conn import Connections, ConnError
 from litestream.db.meta import MetaDir, default_meta_path
 from litestream.db.sync import Syncer, SyncError, SyncResult, wal_size_bytes
 from litestream.ltx import FLAG_NO_CHECKSUM, Header
@@ -189,6 +189,12 @@ class Database:
         for fn in self.listeners:
             fn()
 
+    def trim(self) -> None:
+        """Close connections kept for a busy period (called once the database has been idle a while)."""
+        with self.lock:
+            if self.conns is not None:
+                self.conns.trim()
+
     def force_snapshot(self, reason: str) -> None:
         with self.lock:
             self.syncer.force_snapshot = reason
@@ -252,9 +258,10 @@ class Database:
                 finally:
                     w.execute("ROLLBACK").fetchall()
                 if not busy and log == done:
+                    # Everything is in the database file: the next write restarts the WAL. Unlike the
+                    # reference we do not force that with a write of our own, which would cost an L0 file
+                    # and an upload per checkpoint; the sync after the restart continues at offset 32.
                     self.syncer.seal()
-                with w:  # restarts the WAL (and trims the file) when the checkpoint was complete
-                    w.execute(BUMP_SEQ).fetchall()
                 return busy, log, done
         # Writers kept the lock: copy what our read transaction pins (all replicated), then move the pin
         # forward, replicating past the new one before the old one lets go.
