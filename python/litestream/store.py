@@ -23,6 +23,7 @@ from litestream.watch import Watcher
 
 log = logs.get_logger("store").with_attrs(system="store")
 IDLE_TRIM_S = 10.0
+RECHECK_S = 0.05  # how often a busy WAL is checked against the checkpoint threshold between syncs
 
 
 @dataclass
@@ -37,6 +38,8 @@ class DBEntry:
     ready: bool = False
     retry: Timer | None = None
     upload_retry: dict[int, Timer] = field(default_factory=dict)
+    watched: bool = False  # a persistent inotify watch on the WAL exists
+    armed: bool = True  # the next WAL event schedules a sync (reset by each event, set by each sync)
 
 
 class Store:
@@ -151,7 +154,15 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ sync
 
+    def _wal_event(self, e: DBEntry) -> None:
+        # Only the first write after a sync matters; the sync will see all the others.
+        if not e.armed:
+            return
+        e.armed = False
+        self._on_change(e)
+
     def _on_change(self, e: DBEntry) -> None:
+        e.pending = None
         if self.closing.is_set():
             return
         interval = e.db.settings.monitor_interval_s
@@ -159,17 +170,23 @@ class Store:
             return  # monitor-interval 0: no background syncing, as in the reference
         due = e.last_sync + interval
         now = time.monotonic()
-        if now >= due:
+        # A fast writer fills the WAL long before the next tick; letting it grow makes every commit of the
+        # application pay for it (its autocheckpoint rescans the tail), so sync and checkpoint right away.
+        if now >= due or e.db.checkpoint_due():
             self._trigger_sync(e)
         elif e.pending is None:
-            e.pending = self.scheduler.call_at(due, lambda: self._trigger_sync(e))
+            e.pending = self.scheduler.call_at(min(due, now + RECHECK_S), lambda: self._on_change(e))
 
     def _trigger_sync(self, e: DBEntry) -> None:
         e.pending = None
         self.scheduler.trigger(("sync", id(e)), lambda: self._sync_job(e))
 
     def _arm(self, e: DBEntry) -> bool:
-        return self.watcher is not None and self.watcher.add_file(e.db.wal_path, lambda: self._on_change(e))
+        """Let the next WAL change schedule a sync (adding the watch the first time)."""
+        e.armed = True
+        if not e.watched and self.watcher is not None:
+            e.watched = self.watcher.add_file(e.db.wal_path, lambda: self._wal_event(e))
+        return e.watched
 
     def _sync_job(self, e: DBEntry) -> None:
         if self.closing.is_set() or not e.ready:

@@ -1,6 +1,10 @@
-"""Wake-up on change: inotify on each database's WAL (one-shot watches re-armed by the sync that
-consumes them, so a busy writer costs one wake-up per sync, not one per write), and on the directory
-while a database file does not exist yet. Without inotify, callers fall back to polling."""
+"""Wake-up on change: inotify on each database's WAL, and on the directory while a database file does not
+exist yet. Without inotify, callers fall back to polling.
+
+The watches are persistent; after handling a batch the thread pauses briefly so that the kernel merges
+the many identical events of a busy writer into one (it coalesces an event with the one still unread
+before it), which bounds the wake-ups to a few per second per database. One-shot watches would need no
+pause, but re-adding one races with the removal of the previous one and can lose the mapping."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import os
 import select
 import struct
 import threading
+import time
 from collections.abc import Callable
 
 from litestream import logs
@@ -30,6 +35,7 @@ IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 
 _EVENT = struct.Struct("iIII")
+COALESCE_S = 0.02
 
 
 def _libc():
@@ -78,8 +84,8 @@ class Watcher:
         return True
 
     def add_file(self, path: str, callback: Callable[[], None]) -> bool:
-        """One-shot watch for writes to path (False if it does not exist or inotify is unavailable)."""
-        return self._add(path, IN_MODIFY | IN_ONESHOT, callback, None)
+        """Watch path for writes (False if it does not exist or inotify is unavailable)."""
+        return self._add(path, IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF, callback, None)
 
     def add_dir(self, directory: str, name: str, callback: Callable[[], None]) -> bool:
         """Watch a directory for `name` appearing in it."""
@@ -121,6 +127,7 @@ class Watcher:
                     cb()
                 except Exception as e:
                     log.error("watch callback failed", error=repr(e))
+            time.sleep(COALESCE_S)
 
     def close(self) -> None:
         self._stopped = True

@@ -45,13 +45,15 @@ int ltx_encode_wal_pages(ltx_encoder *e, int wal_fd, int db_fd, uint32_t ps, con
         /* Database-file pages before the next WAL page, in runs read with one pread each. */
         if (db_from && pg && pg <= db_to) {
             uint32_t end = (have_wal && nw - 1 < db_to) ? nw - 1 : db_to;
+            /* The lock page is never read: the file may even end there while later pages sit in the WAL. */
+            if (pg == lock) { pg++; continue; }
+            if (pg < lock && end >= lock) end = lock - 1;
             if (pg <= end) {
                 while (pg <= end) {
                     uint32_t n = end - pg + 1 < chunk_pages ? end - pg + 1 : (uint32_t)chunk_pages;
                     rc = pread_exact(db_fd, buf, (size_t)n * ps, (uint64_t)(pg - 1) * ps, "database", pg, err,
                                      errlen);
                     for (uint32_t i = 0; rc == LTX_OK && i < n; i++) {
-                        if (pg + i == lock) continue;
                         if ((rc = ltx_encoder_write_page(e, pg + i, buf + (size_t)i * ps)))
                             ltx_set_err(err, errlen, "%s", ltx_encoder_errmsg(e));
                     }

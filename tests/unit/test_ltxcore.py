@@ -377,3 +377,37 @@ def test_python_stream_errors_propagate():
     with pytest.raises(OSError, match="disk on fire"):
         core.Decoder(Broken()).read_header()
     assert FLAG_NO_CHECKSUM == 2
+
+
+def test_wal_pages_around_the_lock_page(tmp_path):
+    """Growth pages are read from the database file, except the lock page, which is never read: the file
+    can end right there while the pages after it are still only in the WAL."""
+    ps = 4096
+    lock = core.lock_pgno(ps)
+    db = tmp_path / "db"
+    with open(db, "wb") as f:
+        f.truncate((lock - 1) * ps)  # sparse: ends exactly at the lock page
+        f.seek((lock - 3) * ps)
+        f.write(page(lock - 2, ps) + page(lock - 1, ps))
+    wal_path = tmp_path / "wal"
+    frames = {lock + 1: page(lock + 1, ps, 7), lock + 2: page(lock + 2, ps, 7)}
+    offsets = {}
+    with open(wal_path, "wb") as f:
+        f.write(bytes(32))
+        for pgno, data in frames.items():
+            offsets[pgno] = f.tell()
+            f.write(bytes(24) + data)
+    from array import array
+
+    out = tmp_path / "out.ltx"
+    commit = lock + 2
+    with open(out, "wb") as f, open(db, "rb") as dbf, open(wal_path, "rb") as walf:
+        enc = core.Encoder(f.fileno())
+        enc.write_header(header(page_size=ps, commit=commit, min_txid=5, max_txid=5))
+        pg = array("I", sorted(frames))
+        enc.write_wal_pages(walf.fileno(), dbf.fileno(), pg, array("Q", [offsets[p] for p in pg]), commit, lock - 2,
+                            commit)
+        enc.finish()
+    _, pages, _ = decode(out.read_bytes())
+    assert sorted(pages) == [lock - 2, lock - 1, lock + 1, lock + 2]
+    assert pages[lock - 1] == page(lock - 1, ps) and pages[lock + 2] == frames[lock + 2]

@@ -69,9 +69,35 @@ class FileReplicaClient:
     def write_ltx_file(self, level: int, min_txid: int, max_txid: int, src: BinaryIO,
                        timestamp_ms: int) -> FileInfo:
         path = self.ltx_path(level, min_txid, max_txid)
+        linked = self._link(src, path, timestamp_ms)
+        if linked is not None:
+            return FileInfo(level, min_txid, max_txid, linked, timestamp_ms * 1_000_000)
         # The mtime is the file's CreatedAt; set it before the rename so no reader sees another value.
         size = write_atomic(path, src, mtime_ns=timestamp_ms * 1_000_000)
         return FileInfo(level, min_txid, max_txid, size, timestamp_ms * 1_000_000)
+
+    def _link(self, src: BinaryIO, path: str, timestamp_ms: int) -> int | None:
+        """LTX files never change once written, so a local file already on this filesystem (with its
+        mtime at the header timestamp) is hard-linked instead of copied: no second write and fsync of
+        the same bytes. Returns the size, or None to fall back to copying."""
+        name = getattr(src, "name", None)
+        if not isinstance(name, str) or not os.path.isfile(name):
+            return None
+        try:
+            st = os.stat(name)
+            if st.st_mtime_ns != timestamp_ms * 1_000_000:
+                return None
+            directory = os.path.dirname(path)
+            os.makedirs(directory, exist_ok=True)
+            tmp = path + ".tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+            os.link(name, tmp)
+            os.replace(tmp, path)
+            fsync_dir(directory)
+            return st.st_size
+        except OSError:
+            return None  # another filesystem, no hard links: copy instead
 
     def delete_ltx_files(self, infos: Iterable[FileInfo]) -> None:
         dirs = set()

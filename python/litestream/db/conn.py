@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import apsw
 
@@ -134,15 +134,29 @@ class Connections:
         if self.reader is not None and not self.reader.in_transaction:
             _begin_read(self.reader)
 
-    @contextlib.contextmanager
-    def rotation(self) -> Iterator[None]:
-        """Move the read transaction forward without ever leaving the WAL unpinned: a spare connection
-        pins the current end while the caller syncs past it; then the main reader re-pins."""
-        with self.spare() as spare:
-            _begin_read(spare)
-            yield
-            self.end_read()
-            self.begin_read()
+    def rotate(self, sync: Callable[[], object]) -> None:
+        """Move the read transaction forward without the WAL ever being pinned past what is replicated:
+        a pooled connection pins the current end, sync() replicates past it, then it becomes the reader
+        and the old pin is let go. One sync, no gap."""
+        conn = self._idle.pop() if self._idle else self._connect()
+        try:
+            _begin_read(conn)
+            sync()
+        except BaseException:
+            with contextlib.suppress(apsw.Error):
+                _end(conn)
+            self._idle.append(conn)
+            raise
+        old, self.reader = self.reader, conn
+        if old is not None:
+            try:
+                _end(old)
+                if len(self._idle) < 2:
+                    self._idle.append(old)
+                else:
+                    old.close()
+            except apsw.Error:
+                old.close()
 
     # ----------------------------------------------------------------------------------------- writes
 

@@ -66,6 +66,7 @@ class Database:
         self.listeners: list[Callable[[], None]] = []
         self.stats = DBStats()
         self.synced_since_checkpoint = False
+        self.repin = False  # our read transaction sits on read mark 0: move it at the next change
         self.closed = False
 
     # ------------------------------------------------------------------------------------- lifecycle
@@ -125,6 +126,22 @@ class Database:
             return None
         return shm.read_backfill_fd(self.shm_fd, wal_header)
 
+    def wal_frames(self) -> int:
+        """Frames in the current WAL generation (from the WAL index, without locks; 0 when unknown).
+        Cheap enough to call on every change notification."""
+        if self.shm_fd is None or self.wal_fd is None:
+            return 0
+        try:
+            hdr = os.pread(self.wal_fd, 32, 0)
+        except OSError:
+            return 0
+        info = shm.read_backfill_fd(self.shm_fd, hdr)
+        return info[0] if info is not None else 0
+
+    def checkpoint_due(self) -> bool:
+        """The WAL has grown to where it should start over (see checkpoint.py)."""
+        return self.repin or self.wal_frames() >= self.policy.restart_page_n
+
     def _ensure_wal(self) -> None:
         """The WAL must have a valid header before we can read positions from it: write a transaction."""
         if os.fstat(self.wal_fd).st_size < 32 or core.wal_header_parse(os.pread(self.wal_fd, 32, 0)) is None:
@@ -158,7 +175,17 @@ class Database:
         with self.lock:
             if self.conns is None and not self.open():
                 return []
-            results = self._sync_all()
+            results: list[SyncResult] = []
+            if self.repin:
+                # After our restart checkpoint the read transaction sits on read mark 0 (taken while the
+                # WAL was fully copied), which blocks all copying: every autocheckpoint of the application
+                # would then rescan the whole WAL on every commit. Move it onto the new generation.
+                self.conns.rotate(lambda: results.extend(self._sync_all()))
+                self.repin = not results
+            else:
+                # Otherwise the pin stays where it is: with nothing it could copy, the application's
+                # autocheckpoint costs it next to nothing; our own checkpoints move the pin and copy.
+                results = self._sync_all()
             if checkpoint and not (results and results[-1].limited):
                 self.checkpoint_if_needed()
             return results
@@ -203,8 +230,8 @@ class Database:
 
     def checkpoint_if_needed(self) -> str | None:
         pos = self.syncer.pos
-        if pos is None or not self.page_size:
-            return None
+        if pos is None or not self.page_size or self.syncer.sealed is not None:
+            return None  # sealed: checkpointed completely, waiting for the next write to restart the WAL
         try:
             since_write = time.time() - os.fstat(self.db_fd).st_mtime
         except OSError:
@@ -213,9 +240,9 @@ class Database:
         if mode is None:
             return None
         if mode == "TRUNCATE":
-            self.checkpoint("PASSIVE")
+            self.checkpoint("RESTART")
             if self.syncer.pos.end < wal_size_bytes(self.page_size, self.policy.truncate_page_n):
-                return "PASSIVE"
+                return "RESTART"
         self.checkpoint(mode)
         return mode
 
@@ -227,8 +254,8 @@ class Database:
                 return
             self._sync_all()
             conns = self.conns
-            if mode == "PASSIVE":
-                busy, log, done = self._passive_checkpoint(conns)
+            if mode in ("PASSIVE", "RESTART"):
+                busy, log, done = self._passive_checkpoint(conns, restart=mode == "RESTART")
             else:
                 # TRUNCATE cannot run while we hold the write lock, so frames committed between our last
                 # sync and the checkpoint could go straight into the database file; the next sync only
@@ -244,31 +271,52 @@ class Database:
             self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
             self._sync_all()
 
-    def _passive_checkpoint(self, conns: Connections) -> tuple[int, int, int]:
-        with conns.writer() as w:
-            if conns.try_barrier(w, self.settings.barrier_timeout_ms, self.settings.busy_timeout_ms):
-                try:
-                    self._sync_all()  # writers are locked out: this reaches the true end of the WAL
-                    conns.end_read()
-                    try:
-                        with conns.spare() as c:
-                            busy, log, done = conns.checkpoint_on(c, "PASSIVE")
-                    finally:
-                        conns.begin_read()
-                finally:
-                    w.execute("ROLLBACK").fetchall()
-                if not busy and log == done:
-                    # Everything is in the database file: the next write restarts the WAL. Unlike the
-                    # reference we do not force that with a write of our own, which would cost an L0 file
-                    # and an upload per checkpoint; the sync after the restart continues at offset 32.
-                    self.syncer.seal()
-                return busy, log, done
-        # Writers kept the lock: copy what our read transaction pins (all replicated), then move the pin
-        # forward, replicating past the new one before the old one lets go.
-        with conns.spare() as c:
+    def _checkpoint_retrying(self, conns: Connections, c) -> tuple[int, int, int]:
+        """PASSIVE never waits, and the application's own autocheckpoint often holds the checkpoint lock for
+        a moment: retry briefly."""
+        deadline = time.monotonic() + self.settings.barrier_timeout_ms / 1000
+        while True:
             busy, log, done = conns.checkpoint_on(c, "PASSIVE")
-        with conns.rotation():
-            self._sync_all()
+            if not busy or time.monotonic() >= deadline:
+                return busy, log, done
+            time.sleep(0.001)
+
+    def _passive_checkpoint(self, conns: Connections, restart: bool) -> tuple[int, int, int]:
+        """First, without any lock: pin the WAL at a point we have replicated and copy everything up to it
+        into the database file (the bulk of the work). Then, for a restart, under the write lock:
+        replicate and copy the little that came in meanwhile; when that completes, the next write
+        restarts the WAL from the start."""
+        t0 = time.monotonic()
+        conns.rotate(self._sync_all)
+        t1 = time.monotonic()
+        with conns.spare() as c:
+            busy, log, done = self._checkpoint_retrying(conns, c)
+        t2 = time.monotonic()
+        if not restart:
+            return busy, log, done
+        with conns.writer() as w:
+            if not conns.try_barrier(w, self.settings.barrier_timeout_ms, self.settings.busy_timeout_ms):
+                self.log.debug("checkpoint barrier busy; the wal restarts at a later checkpoint")
+                return busy, log, done
+            try:
+                self._sync_all()  # writers are locked out: this reaches the true end of the WAL
+                conns.end_read()
+                try:
+                    with conns.spare() as c:
+                        busy, log, done = self._checkpoint_retrying(conns, c)
+                finally:
+                    conns.begin_read()
+            finally:
+                w.execute("ROLLBACK").fetchall()
+        t3 = time.monotonic()
+        self.log.debug("checkpoint phases", rotate_ms=round((t1 - t0) * 1000, 1), phase1_ms=round((t2 - t1) * 1000, 1),
+                       barrier_ms=round((t3 - t2) * 1000, 1))
+        if not busy and log == done:
+            # Everything is in the database file: the next write restarts the WAL. Unlike the reference we
+            # do not force that with a write of our own, which would cost an L0 file and an upload per
+            # checkpoint; the sync after the restart continues at offset 32.
+            self.syncer.seal()
+            self.repin = True
         return busy, log, done
 
     # -------------------------------------------------------------------------------------- snapshots
