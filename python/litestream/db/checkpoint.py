@@ -2,16 +2,17 @@
 
 Thresholds are measured on the replicated WAL size, as in the reference:
 1. at or above truncate-page-n pages: a restart checkpoint first; if the WAL is still that large, TRUNCATE;
-2. at or above RESTART_FACTOR x min-checkpoint-page-count pages: RESTART, our name for a PASSIVE
+2. at or above RESTART_FACTOR (4) x min-checkpoint-page-count pages: RESTART, our name for a PASSIVE
    checkpoint that briefly locks writers out so the WAL can start over from the beginning;
 3. at or above min-checkpoint-page-count pages: PASSIVE, which copies what is replicated into the
    database file without blocking anyone;
 4. checkpoint-interval elapsed since the database file last changed, with data replicated since the last
    checkpoint and more than one frame in the WAL: RESTART (the database is quiet, the lock costs nothing).
 
-Measured with a writer committing 4 KiB rows as fast as it can: taking the write lock at every
-min-checkpoint-page-count (4 MiB) blocks it so often that it runs at a quarter of its speed, while a
-larger WAL that a PASSIVE checkpoint keeps copying costs it almost nothing."""
+Measured with a writer committing 4 KiB rows as fast as it can (bench/compare_replicate.py maxrate, and
+the factor sweep in bench/README.md): restarting every 2-4x min-checkpoint-page-count kept it at ~80% of
+its speed without replication; 8x: ~77%, 16x: ~65% (a large WAL churns the page cache); taking the write
+lock with the whole copy under it, as the reference does, blocks it far longer."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from litestream.db.sync import wal_size_bytes
 
-RESTART_FACTOR = 16
+RESTART_FACTOR = 4
 
 
 @dataclass
