@@ -23,7 +23,7 @@ from litestream.watch import Watcher
 
 log = logs.get_logger("store").with_attrs(system="store")
 IDLE_TRIM_S = 10.0
-RECHECK_S = 0.05  # how often a busy WAL is checked against the checkpoint threshold between syncs
+RECHECK_S = 0.1  # how often a busy WAL is checked against the checkpoint threshold between syncs
 
 
 @dataclass
@@ -202,7 +202,7 @@ class Store:
         e.errors = 0
         if not armed and e.db.settings.monitor_interval_s > 0:
             e.pending = self.scheduler.call_later(e.db.settings.monitor_interval_s, lambda: self._trigger_sync(e))
-        if results:
+        if e.db.has_idle_connections():
             # Once the database has been quiet for a while, drop the connections a busy period kept.
             if e.trim_timer is not None:
                 e.trim_timer.cancel()

@@ -35,7 +35,7 @@ IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 
 _EVENT = struct.Struct("iIII")
-COALESCE_S = 0.02
+COALESCE_S = 0.1
 
 
 def _libc():

@@ -63,6 +63,19 @@ def _restore_missing(config: Config, force: bool) -> None:
         logs.info("restore completed", path=dbc.path, txid=format_txid(plan[-1].max_txid))
 
 
+def _raise_fd_limit() -> None:
+    """Each database needs a handful of descriptors (SQLite's and ours); like Go programs, use the hard
+    limit rather than the usual soft 1024."""
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+    except (ValueError, OSError):
+        pass
+
+
 def run(args: list[str], name: str = "replicate") -> int:
     fs = FlagSet("litestream-replicate", usage)
     register_config_flags(fs)
@@ -108,6 +121,7 @@ def run(args: list[str], name: str = "replicate") -> int:
         raise CommandError("-enforce-retention is not supported by litestream-py yet (retention comes later)")
 
     logs.info("litestream", "version", __version__, "level", config.logging.level)
+    _raise_fd_limit()
     if not config.dbs:
         logs.error("no databases specified in configuration")
 

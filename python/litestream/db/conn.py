@@ -63,6 +63,7 @@ class Connections:
         self.page_size = 0
         self._idle: list[apsw.Connection] = []  # short-lived connections kept while the database is busy
 
+
     def _connect(self) -> apsw.Connection:
         conn = apsw.Connection(self.path, flags=apsw.SQLITE_OPEN_READWRITE, statementcachesize=STATEMENT_CACHE)
         try:
@@ -118,6 +119,10 @@ class Connections:
             if self.wal_size_limit >= 0:
                 _query(conn, f"PRAGMA journal_size_limit = {int(self.wal_size_limit)}")
             yield conn
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
 
     def trim(self) -> None:
         while self._idle:

@@ -115,6 +115,7 @@ class Database:
                 self.syncer.shm_reader = self._read_backfill
                 self.syncer.load()
                 self._ensure_wal()
+                conns.trim()  # the connections opening needed are not needed any more
             except BaseException:
                 self._close_handles()
                 raise
@@ -215,6 +216,9 @@ class Database:
             self.log.debug("sync", txid=f"{r.txid:016x}", offset=r.wal_offset, size=r.wal_size, pages=r.pages)
         for fn in self.listeners:
             fn()
+
+    def has_idle_connections(self) -> bool:
+        return self.conns is not None and self.conns.idle_count > 0
 
     def trim(self) -> None:
         """Close connections kept for a busy period (called once the database has been idle a while)."""
