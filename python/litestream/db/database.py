@@ -177,18 +177,22 @@ class Database:
             if self.conns is None and not self.open():
                 return []
             results: list[SyncResult] = []
-            if self.repin:
+            # A checkpoint that will follow moves our read transaction anyway: do it with this sync.
+            frames = self.wal_frames()
+            due = checkpoint and frames and self.policy.decide(self.page_size, wal_size_bytes(self.page_size, frames),
+                                                               False, 0.0) in ("PASSIVE", "RESTART")
+            if self.repin or due:
                 # After our restart checkpoint the read transaction sits on read mark 0 (taken while the
                 # WAL was fully copied), which blocks all copying: every autocheckpoint of the application
                 # would then rescan the whole WAL on every commit. Move it onto the new generation.
                 self.conns.rotate(lambda: results.extend(self._sync_all()))
-                self.repin = not results
+                self.repin = self.repin and not results
             else:
                 # Otherwise the pin stays where it is: with nothing it could copy, the application's
                 # autocheckpoint costs it next to nothing; our own checkpoints move the pin and copy.
                 results = self._sync_all()
             if checkpoint and not (results and results[-1].limited):
-                self.checkpoint_if_needed()
+                self.checkpoint_if_needed(pinned=bool(due))
             return results
 
     def _sync_all(self) -> list[SyncResult]:
@@ -232,7 +236,7 @@ class Database:
 
     # ------------------------------------------------------------------------------------ checkpoints
 
-    def checkpoint_if_needed(self) -> str | None:
+    def checkpoint_if_needed(self, pinned: bool = False) -> str | None:
         pos = self.syncer.pos
         if pos is None or not self.page_size or self.syncer.sealed is not None:
             return None  # sealed: checkpointed completely, waiting for the next write to restart the WAL
@@ -247,19 +251,21 @@ class Database:
             self.checkpoint("RESTART")
             if self.syncer.pos.end < wal_size_bytes(self.page_size, self.policy.truncate_page_n):
                 return "RESTART"
-        self.checkpoint(mode)
+        self.checkpoint(mode, pinned)
         return mode
 
-    def checkpoint(self, mode: str) -> None:
+    def checkpoint(self, mode: str, pinned: bool = False) -> None:
         """Checkpoint without losing a frame: everything is replicated first, and the WAL can only restart
-        at a point we have replicated (see conn.py for how the read transactions pin it)."""
+        at a point we have replicated (see conn.py for how the read transactions pin it). pinned: the
+        caller has just synced with a fresh pin, so the first phase need not move it again."""
         with self.lock:
             if self.conns is None:
                 return
-            self._sync_all()
+            if not pinned:
+                self._sync_all()
             conns = self.conns
             if mode in ("PASSIVE", "RESTART"):
-                busy, log, done = self._passive_checkpoint(conns, restart=mode == "RESTART")
+                busy, log, done = self._passive_checkpoint(conns, restart=mode == "RESTART", pinned=pinned)
             else:
                 # TRUNCATE cannot run while we hold the write lock, so frames committed between our last
                 # sync and the checkpoint could go straight into the database file; the next sync only
@@ -273,7 +279,6 @@ class Database:
             self.stats.checkpoints[mode] = self.stats.checkpoints.get(mode, 0) + 1
             self.synced_since_checkpoint = False
             self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
-            self._sync_all()
 
     def _checkpoint_retrying(self, conns: Connections, c) -> tuple[int, int, int]:
         """PASSIVE never waits, and the application's own autocheckpoint often holds the checkpoint lock for
@@ -285,13 +290,14 @@ class Database:
                 return busy, log, done
             time.sleep(0.001)
 
-    def _passive_checkpoint(self, conns: Connections, restart: bool) -> tuple[int, int, int]:
+    def _passive_checkpoint(self, conns: Connections, restart: bool, pinned: bool = False) -> tuple[int, int, int]:
         """First, without any lock: pin the WAL at a point we have replicated and copy everything up to it
         into the database file (the bulk of the work). Then, for a restart, under the write lock:
         replicate and copy the little that came in meanwhile; when that completes, the next write
         restarts the WAL from the start."""
         t0 = time.monotonic()
-        conns.rotate(self._sync_all)
+        if not pinned:
+            conns.rotate(self._sync_all)
         t1 = time.monotonic()
         with conns.spare() as c:
             busy, log, done = self._checkpoint_retrying(conns, c)
