@@ -32,8 +32,10 @@ every run) and os.sync() runs before each run, so writeback of one run is not ch
   the time until an L0 file covering it appears in the replica (below); p50/p90/p99/max.
 
 How "replicated" is decided (lag, and the catch-up of cpu/maxrate): after every COMMIT the writer reads
-the WAL-index header of its own -shm file (mxFrame and the two salts, the copy SQLite updates last), so
-each transaction is known as (WAL salts, WAL end offset = 32 + mxFrame * (24 + page size)). A thread of
+the WAL-index header from the -shm file (mxFrame and the two salts; both copies, used when they agree), so
+each transaction is known as (WAL salts, WAL end offset = 32 + mxFrame * (24 + page size)). If another
+connection commits or restarts the WAL in between, this is a later position, so the error is an
+overestimate of the lag. A thread of
 this process lists <replica>/ltx/0 every 5 ms (50 ms outside `lag`) and reads the 100-byte header of each
 new L0 file: bytes 48..63 are WALOffset and WALSize (big-endian), 64..71 the WAL salts (the same bytes as
 in the WAL header and the -shm). A transaction is replicated at the first time an L0 file was seen whose
@@ -48,6 +50,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -161,6 +164,19 @@ class Impl:
     name: str
     argv: list[str]
     env: dict[str, str]
+
+
+def sources_fingerprint() -> str:
+    """Which version of ours was measured (others edit the sources while benchmarks run): a sha256 over
+    python/litestream and src, and the newest modification time among them."""
+    h = hashlib.sha256()
+    newest = 0.0
+    files = sorted(p for root in (REPO / "python" / "litestream", REPO / "src") if root.exists()
+                   for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".c", ".h"))
+    for p in files:
+        h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes())
+        newest = max(newest, p.stat().st_mtime)
+    return f"{h.hexdigest()[:12]} (newest file {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(newest))})"
 
 
 def implementations(only: str | None) -> list[Impl]:
@@ -402,6 +418,17 @@ def wait_covered(watch: ReplicaWatch, salts: bytes, end: int, timeout: float, r:
 # --------------------------------------------------------------------------------------------- writer
 
 
+def wal_index_header(shm: int) -> bytes:
+    """The WAL-index header from the -shm file: szPage u16 @14, mxFrame u32 @16 (native order), salts @32.
+    SQLite keeps two copies (at 0 and 48) and writes the second first; like its readers, take them only
+    when both agree, so a checkpoint or commit of another connection is never read half-written."""
+    for _ in range(10000):
+        buf = os.pread(shm, 96, 0)
+        if buf[:48] == buf[48:96] and buf[12]:
+            return buf[:48]
+    raise BenchError("no consistent WAL-index header in the -shm file")
+
+
 def writer_main(argv: list[str]) -> None:
     """The writer process: commits transactions until --stop-at, then prints a JSON summary; per-commit
     records go to OUT.t (commit time, monotonic), OUT.lat (BEGIN..COMMIT seconds), OUT.end (WAL end
@@ -459,8 +486,7 @@ def writer_main(argv: list[str]) -> None:
                 conn.execute("ROLLBACK")
             raise
         t1 = time.monotonic()
-        # WAL-index header copy 0 (written last by the committer): szPage u16 @14, mxFrame u32 @16, salts @32.
-        hdr = os.pread(shm, 40, 0)
+        hdr = wal_index_header(shm)
         page = int.from_bytes(hdr[14:16], "little")
         page = 65536 if page == 1 else page
         times.append(t1)
@@ -617,6 +643,7 @@ def run_cpu(impl: Impl, opts: argparse.Namespace) -> dict[str, Any]:
                 last = res.commits - 1
                 covered = wait_covered(watch, res.salt(last), res.ends[last], 60, r)
                 hwm = r.usage().hwm_kib
+                files = [f for f in watch.snapshot() if t0 <= f.seen <= t1]
             finally:
                 watch.stop()
             shutdown = r.stop()
@@ -624,8 +651,8 @@ def run_cpu(impl: Impl, opts: argparse.Namespace) -> dict[str, Any]:
     cpu = u1.cpu - u0.cpu
     return {"tx_per_s": res.rate(), "window_s": t1 - t0, "window_tx": n, "cpu_s": cpu,
             "cpu_per_1000_tx": 1000 * cpu / max(1, n), "cpu_pct": 100 * cpu / (t1 - t0),
-            "peak_rss_mib": hwm / 1024, "writer_busy": res.busy, "commit_p99_ms": res.latency_ms(99),
-            "commit_max_ms": res.latency_ms(100),
+            "l0_per_s": len(files) / (t1 - t0), "peak_rss_mib": hwm / 1024, "writer_busy": res.busy,
+            "commit_p99_ms": res.latency_ms(99), "commit_max_ms": res.latency_ms(100),
             "catch_up_s": None if covered is None else covered - res.times[last], "shutdown_s": shutdown}
 
 
@@ -756,6 +783,7 @@ class Results:
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, key: str, row: dict[str, Any]) -> None:
+        row["load1"] = os.getloadavg()[0]  # the machine is shared: how busy it was at the end of the run
         self.runs.setdefault(key, []).append(row)
 
     def med(self, key: str, col: str) -> float | None:
@@ -791,7 +819,8 @@ def report_cpu(res: Results, opts: argparse.Namespace) -> None:
           f"{opts.duration - opts.warmup:g}s (median of {opts.runs})", res,
           [("reference", "cpu/reference"), ("ours", "cpu/ours")],
           [("tx/s", "tx_per_s", ".0f"), ("cpu s", "cpu_s", ".2f"), ("cpu %", "cpu_pct", ".1f"),
-           ("cpu s/1000 tx", "cpu_per_1000_tx", ".4f"), ("peak RSS MiB", "peak_rss_mib", ".1f"),
+           ("cpu s/1000 tx", "cpu_per_1000_tx", ".4f"), ("L0 files/s", "l0_per_s", ".2f"),
+           ("peak RSS MiB", "peak_rss_mib", ".1f"),
            ("commit p99 ms", "commit_p99_ms", ".2f"), ("commit max ms", "commit_max_ms", ".1f"),
            ("catch-up s", "catch_up_s", ".2f")])
     r = ratio(res.med("cpu/ours", "cpu_per_1000_tx"), res.med("cpu/reference", "cpu_per_1000_tx"))
@@ -931,7 +960,8 @@ def main() -> None:
     durations = {c: opts.duration or (QUICK["duration"] if opts.quick else d) for c, d in DURATION.items()}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so every child gets killed
 
-    print(f"reference {reference_binary()}\nours {sys.executable} -m litestream\n"
+    fingerprint = sources_fingerprint()
+    print(f"reference {reference_binary()}\nours {sys.executable} -m litestream, sources {fingerprint}\n"
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
     res = Results()
     steps: dict[str, Callable[[argparse.Namespace, Results], None]] = {
@@ -939,16 +969,21 @@ def main() -> None:
     reports: dict[str, Callable[[Results, argparse.Namespace], None]] = {
         "cpu": report_cpu, "idle": report_idle, "maxrate": report_maxrate, "lag": report_lag}
     cmds = list(steps) if opts.cmd == "all" else [opts.cmd]
+    versions: dict[str, list[str]] = {}
     try:
         for cmd in cmds:
             opts.duration = durations.get(cmd)
             print(f"\n== {cmd}", flush=True)
             steps[cmd](opts, res)
+            versions[cmd] = [fingerprint, sources_fingerprint()]
+            if versions[cmd][1] != fingerprint:
+                print(f"WARNING: our sources changed while `{cmd}` ran: now {versions[cmd][1]}")
+                fingerprint = versions[cmd][1]
     except BenchError as e:
         sys.exit(f"benchmark failed: {e}")
     finally:
         if opts.json:
-            Path(opts.json).write_text(json.dumps({"options": {k: v for k, v in vars(opts).items()},
+            Path(opts.json).write_text(json.dumps({"options": vars(opts), "ours_sources": versions,
                                                    "results": asdict(res)}, indent=1, default=str))
     if len(cmds) > 1:
         print("\n== summary")
