@@ -10,6 +10,7 @@ from tests.interop.workload import (
     cached_reference_replica,
     large_db_scenario,
     long_history_scenario,
+    mixed_long_scenario,
     page_size_scenario,
     vacuum_shrink_scenario,
 )
@@ -30,6 +31,11 @@ def ref_vacuum(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ref_long_history(tmp_path_factory):
     return cached_reference_replica(tmp_path_factory, long_history_scenario(LONG_HISTORY_TXIDS))
+
+
+@pytest.fixture(scope="session")
+def ref_mixed(tmp_path_factory):
+    return cached_reference_replica(tmp_path_factory, mixed_long_scenario())
 
 
 @pytest.fixture(scope="session")

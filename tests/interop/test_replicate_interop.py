@@ -7,68 +7,26 @@ wrote for these workloads) is test_restore_reference_replicas.py."""
 
 from __future__ import annotations
 
-import random
 import sys
 
-import apsw
 import pytest
 
 from tests.conftest import run_ours
 from tests.interop.workload import (
     PAGE_SIZES,
     GeneratedReplica,
-    Scenario,
-    checkpoint_step,
     large_db_scenario,
     long_history_scenario,
     make_reference_replica,
+    mixed_long_scenario,
     page_size_scenario,
-    python_step,
     sha256_file,
-    sql_step,
-    start_step,
-    stop_step,
     vacuum_shrink_scenario,
-    vacuum_step,
 )
 
 pytestmark = pytest.mark.interop
 
 OURS = [sys.executable, "-m", "litestream"]
-
-
-def mixed_long_scenario(n: int = 2000) -> Scenario:
-    """Thousands of mixed transactions: inserts, updates, deletes, overflow blobs; app checkpoints while
-    we run; a replicator restart with writes and an app TRUNCATE while it is down; a VACUUM."""
-    rng = random.Random(n)
-
-    def blob(conn: apsw.Connection) -> None:
-        conn.execute("INSERT INTO m(v, b) VALUES (?, ?)", ("blob", rng.randbytes(9000)))
-
-    steps = []
-    for i in range(1, n + 1):
-        if i == n // 2:
-            steps += [stop_step(), sql_step("insert while stopped", "INSERT INTO m(v) VALUES ('offline')"),
-                      checkpoint_step("TRUNCATE", "app TRUNCATE while stopped"),
-                      sql_step("update while stopped", "UPDATE m SET v = v || '+' WHERE id % 11 = 0"), start_step()]
-        elif i == 3 * n // 4:
-            steps.append(vacuum_step())
-        elif i % 400 == 0:
-            steps.append(checkpoint_step("PASSIVE", f"app PASSIVE checkpoint at {i}"))
-        elif i % 97 == 0:
-            steps.append(python_step(f"txn {i}: overflow blob", blob))
-        elif i % 31 == 0:
-            steps.append(sql_step(f"txn {i}: delete", "DELETE FROM m WHERE id IN (SELECT id FROM m WHERE id % 5 = ? "
-                                  "LIMIT 4)", i % 5))
-        elif i % 5 == 0:
-            steps.append(sql_step(f"txn {i}: update", "UPDATE m SET v = ? WHERE id = (SELECT max(id) FROM m)",
-                                  f"updated {i}"))
-        else:
-            steps.append(sql_step(f"txn {i}: insert", "INSERT INTO m(v) VALUES (?)", f"row {i} " * rng.randint(1, 40)))
-    setup = (sql_step("create table", "CREATE TABLE m(id INTEGER PRIMARY KEY, v TEXT, b BLOB)"),)
-    return Scenario(name=f"mixed-{n}", page_size=4096, setup=setup, steps=tuple(steps),
-                    db_config={"monitor-interval": "5ms", "min-checkpoint-page-count": 64},
-                    replica_config={"sync-interval": "10ms"}, check_txids=60, log_level="info")
 
 
 def check(gen: GeneratedReplica, tmp_path) -> None:
