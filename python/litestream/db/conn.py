@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import time
 from collections.abc import Callable, Iterator
 
 import apsw
 
 SQLITE_FCNTL_PERSIST_WAL = 10
 STATEMENT_CACHE = 8
+BARRIER_POLL_S = 0.0002
 
 CREATE_SEQ = "CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);"
 CREATE_LOCK = "CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);"
@@ -171,8 +173,21 @@ class Connections:
 
     @staticmethod
     def try_barrier(conn: apsw.Connection, timeout_ms: int, busy_timeout_ms: int) -> bool:
-        """Take the write lock (BEGIN IMMEDIATE) within timeout_ms; False if writers kept it busy."""
-        conn.set_busy_timeout(timeout_ms)
+        """Take the write lock (BEGIN IMMEDIATE) within timeout_ms; False if writers kept it busy.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries; a busy writer holds the lock
+        almost all the time and frees it for microseconds between transactions, so those sleeps mostly
+        miss the gaps, and every millisecond spent waiting is more WAL to copy while writers are locked
+        out. Poll every BARRIER_POLL_S instead."""
+        deadline = time.monotonic() + timeout_ms / 1000
+
+        def retry(_calls: int) -> bool:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(BARRIER_POLL_S)
+            return True
+
+        conn.set_busy_handler(retry)
         try:
             _query(conn, "BEGIN IMMEDIATE")
             return True

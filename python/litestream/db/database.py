@@ -24,6 +24,13 @@ from litestream.db.sync import Syncer, SyncError, SyncResult, wal_size_bytes
 from litestream.ltx import FLAG_NO_CHECKSUM, Header
 
 SECOND = 1_000_000_000
+# Restart checkpoints: catch-up rounds without the write lock before taking it (see _passive_checkpoint).
+CATCH_UP_ROUNDS = 2
+BARRIER_TAIL_FRAMES = 256
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
 
 
 @dataclass
@@ -290,6 +297,12 @@ class Database:
                 return busy, log, done
             time.sleep(0.001)
 
+    def _unsynced_frames(self) -> int:
+        pos = self.syncer.pos
+        if pos is None or not self.page_size:
+            return 0
+        return max(0, self.wal_frames() - (pos.end - wal_size_bytes(self.page_size, 0)) // (24 + self.page_size))
+
     def _passive_checkpoint(self, conns: Connections, restart: bool, pinned: bool = False) -> tuple[int, int, int]:
         """First, without any lock: pin the WAL at a point we have replicated and copy everything up to it
         into the database file (the bulk of the work). Then, for a restart, under the write lock:
@@ -301,15 +314,25 @@ class Database:
         t1 = time.monotonic()
         with conns.spare() as c:
             busy, log, done = self._checkpoint_retrying(conns, c)
-        t2 = time.monotonic()
         if not restart:
             return busy, log, done
+        # Writers kept going during the copy; what they wrote is what the barrier would have to replicate
+        # and copy with them locked out. Catch up without the lock while that shrinks.
+        for _ in range(CATCH_UP_ROUNDS):
+            if self._unsynced_frames() <= BARRIER_TAIL_FRAMES:
+                break
+            conns.rotate(self._sync_all)
+            with conns.spare() as c:
+                busy, log, done = self._checkpoint_retrying(conns, c)
+        t2 = time.monotonic()
         with conns.writer() as w:
             if not conns.try_barrier(w, self.settings.barrier_timeout_ms, self.settings.busy_timeout_ms):
                 self.log.debug("checkpoint barrier busy; the wal restarts at a later checkpoint")
                 return busy, log, done
+            t3 = time.monotonic()
             try:
-                self._sync_all()  # writers are locked out: this reaches the true end of the WAL
+                tail = self._sync_all()  # writers are locked out: this reaches the true end of the WAL
+                t4 = time.monotonic()
                 conns.end_read()
                 try:
                     with conns.spare() as c:
@@ -318,9 +341,9 @@ class Database:
                     conns.begin_read()
             finally:
                 w.execute("ROLLBACK").fetchall()
-        t3 = time.monotonic()
-        self.log.debug("checkpoint phases", rotate_ms=round((t1 - t0) * 1000, 1), phase1_ms=round((t2 - t1) * 1000, 1),
-                       barrier_ms=round((t3 - t2) * 1000, 1))
+        t5 = time.monotonic()
+        self.log.debug("checkpoint phases", rotate_ms=ms(t1 - t0), copy_ms=ms(t2 - t1), acquire_ms=ms(t3 - t2),
+                       tail_sync_ms=ms(t4 - t3), tail_copy_ms=ms(t5 - t4), tail_pages=sum(r.pages for r in tail))
         if not busy and log == done:
             # Everything is in the database file: the next write restarts the WAL. Unlike the reference we
             # do not force that with a write of our own, which would cost an L0 file and an upload per
