@@ -315,3 +315,59 @@ def test_two_replicas_and_a_late_one(tmp_path):
         restore_files(client, calc_restore_plan(client), str(out))
         assert content_digest(out) == want, name
     h.db.close(final_sync=False)
+
+
+# ----------------------------------------------------------------------- the checkpoint-lock hold
+
+_OTHER_PROCESS_CHECKPOINT = """
+import sys, apsw
+c = apsw.Connection(sys.argv[1])
+print(c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0][0])
+"""
+
+
+def _other_process_checkpoint_busy(path: str) -> bool:
+    """What the application's checkpoint sees: POSIX locks never conflict within one process, so only
+    another process can tell whether we hold SQLite's checkpoint lock."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _OTHER_PROCESS_CHECKPOINT, path], capture_output=True, text=True,
+                       timeout=60, check=True)
+    return r.stdout.strip() == "1"
+
+
+def test_checkpoint_lock_hold_blocks_other_processes_until_our_checkpoint_ends(h):
+    from litestream.db import shm
+
+    h.write(5)
+    h.sync()
+    assert not _other_process_checkpoint_busy(h.path)
+    assert shm.hold_checkpoint_lock(h.db.shm_fd)
+    assert _other_process_checkpoint_busy(h.path)  # the application's checkpoint returns busy at once
+    h.write(3)
+    h.db.checkpoint("PASSIVE")  # our own checkpoint takes the lock in-process and its unlock ends the hold
+    assert not _other_process_checkpoint_busy(h.path)
+    assert shm.hold_checkpoint_lock(h.db.shm_fd)
+    shm.release_checkpoint_lock(h.db.shm_fd)
+    assert not _other_process_checkpoint_busy(h.path)
+
+
+def test_sync_never_leaves_the_checkpoint_lock_held(h):
+    """Syncs that checkpoint (PASSIVE and restart), syncs that do not, and a sync that fails: afterwards
+    the application can always checkpoint again."""
+    h.sync()
+    for i in range(12):
+        h.write(20 if i % 3 == 0 else 1, blob=3000)
+        h.sync()
+        assert not _other_process_checkpoint_busy(h.path), i
+    assert h.db.stats.checkpoints.get("PASSIVE", 0) + h.db.stats.checkpoints.get("RESTART", 0) >= 2
+    h.write(20, blob=3000)
+    real = h.db._sync_all
+    h.db._sync_all = lambda: (_ for _ in ()).throw(OSError("disk full"))
+    with pytest.raises(OSError):
+        h.db.sync()
+    h.db._sync_all = real
+    assert not _other_process_checkpoint_busy(h.path)
+    h.sync()
+    h.check_all()

@@ -9,10 +9,11 @@ Thresholds are measured on the replicated WAL size, as in the reference:
 4. checkpoint-interval elapsed since the database file last changed, with data replicated since the last
    checkpoint and more than one frame in the WAL: RESTART (the database is quiet, the lock costs nothing).
 
-Measured with a writer committing 4 KiB rows as fast as it can (bench/compare_replicate.py maxrate, and
-the factor sweep in bench/README.md): restarting every 2-4x min-checkpoint-page-count kept it at ~80% of
-its speed without replication; 8x: ~77%, 16x: ~65% (a large WAL churns the page cache); taking the write
-lock with the whole copy under it, as the reference does, blocks it far longer."""
+Why 4x: with a writer committing 4 KiB blobs as fast as it can (bench/compare_replicate.py maxrate;
+the sweep is in bench/README.md) restarting at 4x kept more of its speed than at 1x or 2x (each restart
+locks writers out for a few milliseconds of fsyncs) and than at 8x or 16x (a larger WAL costs every
+reader and the page cache). The reference takes the write lock with the whole copy under it, which
+blocks such a writer far longer."""
 
 from __future__ import annotations
 

@@ -114,10 +114,7 @@ class Database:
                 conns.wal_size_limit = wal_size_bytes(ps, self.settings.min_checkpoint_page_n)
                 self.db_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
                 self.wal_fd = os.open(self.wal_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                try:
-                    self.shm_fd = os.open(self.path + "-shm", os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
-                    self.shm_fd = None
+                self.shm_fd = shm.open_fd(self.path + "-shm")
                 self.syncer.page_size = ps
                 self.syncer.shm_reader = self._read_backfill
                 self.syncer.load()
@@ -188,18 +185,25 @@ class Database:
             frames = self.wal_frames()
             due = checkpoint and frames and self.policy.decide(self.page_size, wal_size_bytes(self.page_size, frames),
                                                                False, 0.0) in ("PASSIVE", "RESTART")
-            if self.repin or due:
-                # After our restart checkpoint the read transaction sits on read mark 0 (taken while the
-                # WAL was fully copied), which blocks all copying: every autocheckpoint of the application
-                # would then rescan the whole WAL on every commit. Move it onto the new generation.
-                self.conns.rotate(lambda: results.extend(self._sync_all()))
-                self.repin = self.repin and not results
-            else:
-                # Otherwise the pin stays where it is: with nothing it could copy, the application's
-                # autocheckpoint costs it next to nothing; our own checkpoints move the pin and copy.
-                results = self._sync_all()
-            if checkpoint and not (results and results[-1].limited):
-                self.checkpoint_if_needed(pinned=bool(due))
+            if due:
+                # From before the pin moves until our checkpoint ends (see shm.hold_checkpoint_lock).
+                shm.hold_checkpoint_lock(self.shm_fd)
+            try:
+                if self.repin or due:
+                    # After our restart checkpoint the read transaction sits on read mark 0 (taken while the
+                    # WAL was fully copied), which blocks all copying: every autocheckpoint of the
+                    # application would then rescan the whole WAL on every commit. Move it onto the new
+                    # generation.
+                    self.conns.rotate(lambda: results.extend(self._sync_all()))
+                    self.repin = self.repin and not results
+                else:
+                    # Otherwise the pin stays where it is: with nothing it could copy, the application's
+                    # autocheckpoint costs it next to nothing; our own checkpoints move the pin and copy.
+                    results = self._sync_all()
+                if checkpoint and not (results and results[-1].limited):
+                    self.checkpoint_if_needed(pinned=bool(due))
+            finally:
+                shm.release_checkpoint_lock(self.shm_fd)
             return results
 
     def _sync_all(self) -> list[SyncResult]:
@@ -268,21 +272,24 @@ class Database:
         with self.lock:
             if self.conns is None:
                 return
-            if not pinned:
-                self._sync_all()
-            conns = self.conns
-            if mode in ("PASSIVE", "RESTART"):
-                busy, log, done = self._passive_checkpoint(conns, restart=mode == "RESTART", pinned=pinned)
-            else:
-                # TRUNCATE cannot run while we hold the write lock, so frames committed between our last
-                # sync and the checkpoint could go straight into the database file; the next sync only
-                # continues if the database checksum shows that did not happen.
-                conns.end_read()
-                try:
-                    with conns.spare() as c:
-                        busy, log, done = conns.checkpoint_on(c, mode)
-                finally:
-                    conns.begin_read()
+            try:
+                if not pinned:
+                    self._sync_all()
+                conns = self.conns
+                if mode in ("PASSIVE", "RESTART"):
+                    busy, log, done = self._passive_checkpoint(conns, restart=mode == "RESTART", pinned=pinned)
+                else:
+                    # TRUNCATE cannot run while we hold the write lock, so frames committed between our last
+                    # sync and the checkpoint could go straight into the database file; the next sync only
+                    # continues if the database checksum shows that did not happen.
+                    conns.end_read()
+                    try:
+                        with conns.spare() as c:
+                            busy, log, done = conns.checkpoint_on(c, mode)
+                    finally:
+                        conns.begin_read()
+            finally:
+                shm.release_checkpoint_lock(self.shm_fd)
             self.stats.checkpoints[mode] = self.stats.checkpoints.get(mode, 0) + 1
             self.synced_since_checkpoint = False
             self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
@@ -310,6 +317,7 @@ class Database:
         restarts the WAL from the start."""
         t0 = time.monotonic()
         if not pinned:
+            shm.hold_checkpoint_lock(self.shm_fd)
             conns.rotate(self._sync_all)
         t1 = time.monotonic()
         with conns.spare() as c:
@@ -321,6 +329,7 @@ class Database:
         for _ in range(CATCH_UP_ROUNDS):
             if self._unsynced_frames() <= BARRIER_TAIL_FRAMES:
                 break
+            shm.hold_checkpoint_lock(self.shm_fd)
             conns.rotate(self._sync_all)
             with conns.spare() as c:
                 busy, log, done = self._checkpoint_retrying(conns, c)
