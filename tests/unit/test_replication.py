@@ -371,3 +371,20 @@ def test_sync_never_leaves_the_checkpoint_lock_held(h):
     assert not _other_process_checkpoint_busy(h.path)
     h.sync()
     h.check_all()
+
+
+def test_checkpoints_take_the_copying_over_only_from_a_writer_that_outpaces_the_interval(h):
+    import time
+
+    restart = h.db.policy.restart_page_n
+    h.db._rate_mark = None
+    assert not h.db.writer_outpaces_interval(10)  # nothing to compare with yet
+    h.db._rate_mark = (time.monotonic() - 10.0, 10)
+    assert not h.db.writer_outpaces_interval(10 + restart)  # the threshold in 10 intervals: slow
+    h.db._rate_mark = (time.monotonic() - 0.5, 10)
+    assert h.db.writer_outpaces_interval(10 + restart)  # in half an interval: fast
+    h.db._rate_mark = (time.monotonic() - 0.5, 5 * restart)
+    assert h.db.writer_outpaces_interval(restart)  # the WAL restarted meanwhile and refilled that fast
+    h.db.settings.monitor_interval_s = 0
+    h.db._rate_mark = (time.monotonic() - 0.5, 10)
+    assert not h.db.writer_outpaces_interval(10 + 100 * restart)  # no background syncing, no take-over

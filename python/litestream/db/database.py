@@ -75,6 +75,8 @@ class Database:
         self.synced_since_checkpoint = False
         self.repin = False  # our read transaction sits on read mark 0: move it at the next change
         self.closed = False
+        self._rate_mark: tuple[float, int] | None = None  # (monotonic time, WAL frames) at the last sync
+        self._take_over = False  # our checkpoints hold the checkpoint lock (see writer_outpaces_interval)
 
     # ------------------------------------------------------------------------------------- lifecycle
 
@@ -185,9 +187,9 @@ class Database:
             frames = self.wal_frames()
             due = checkpoint and frames and self.policy.decide(self.page_size, wal_size_bytes(self.page_size, frames),
                                                                False, 0.0) in ("PASSIVE", "RESTART")
+            self._take_over = self.writer_outpaces_interval(frames)
             if due:
-                # From before the pin moves until our checkpoint ends (see shm.hold_checkpoint_lock).
-                shm.hold_checkpoint_lock(self.shm_fd)
+                self._hold_checkpoint_lock()
             try:
                 if self.repin or due:
                     # After our restart checkpoint the read transaction sits on read mark 0 (taken while the
@@ -304,6 +306,25 @@ class Database:
                 return busy, log, done
             time.sleep(0.001)
 
+    def writer_outpaces_interval(self, frames: int) -> bool:
+        """Whether writers fill the WAL to the restart threshold within one monitor-interval (measured
+        between syncs). Such a writer pays for every copy that lands in its commit path, so our checkpoints
+        take the copying over (shm.hold_checkpoint_lock). A slower one keeps SQLite's usual division of
+        labour: its autocheckpoint copies what our pin releases, which costs it nothing it would notice,
+        keeps the replicator's own CPU use small, and leaves the application's checkpoints unhindered."""
+        now = time.monotonic()
+        prev, self._rate_mark = self._rate_mark, (now, frames)
+        interval = self.settings.monitor_interval_s
+        if prev is None or now <= prev[0] or interval <= 0:
+            return False
+        grown = frames - prev[1] if frames >= prev[1] else frames  # smaller: the WAL restarted in between
+        return grown / (now - prev[0]) * interval >= self.policy.restart_page_n
+
+    def _hold_checkpoint_lock(self) -> None:
+        """From before our pin moves until our checkpoint ends, when taking the copying over."""
+        if self._take_over:
+            shm.hold_checkpoint_lock(self.shm_fd)
+
     def _unsynced_frames(self) -> int:
         pos = self.syncer.pos
         if pos is None or not self.page_size:
@@ -317,7 +338,7 @@ class Database:
         restarts the WAL from the start."""
         t0 = time.monotonic()
         if not pinned:
-            shm.hold_checkpoint_lock(self.shm_fd)
+            self._hold_checkpoint_lock()
             conns.rotate(self._sync_all)
         t1 = time.monotonic()
         with conns.spare() as c:
@@ -329,7 +350,7 @@ class Database:
         for _ in range(CATCH_UP_ROUNDS):
             if self._unsynced_frames() <= BARRIER_TAIL_FRAMES:
                 break
-            shm.hold_checkpoint_lock(self.shm_fd)
+            self._hold_checkpoint_lock()
             conns.rotate(self._sync_all)
             with conns.spare() as c:
                 busy, log, done = self._checkpoint_retrying(conns, c)
