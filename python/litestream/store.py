@@ -15,6 +15,7 @@ from litestream import logs
 from litestream.backends.base import BackendError
 from litestream.db.database import Database
 from litestream.db.sync import SyncError
+from litestream.fsutil import release_free_memory
 from litestream.gofmt import Duration
 from litestream.ltx import HEADER_SIZE, Header, LTXError, format_txid
 from litestream.replica import MAX_BACKOFF_S, Replica
@@ -203,15 +204,27 @@ class Store:
         if not armed and e.db.settings.monitor_interval_s > 0:
             e.pending = self.scheduler.call_later(e.db.settings.monitor_interval_s, lambda: self._trigger_sync(e))
         if e.db.has_idle_connections():
-            # Once the database has been quiet for a while, drop the connections a busy period kept.
+            # Drop the connections a busy period kept once the database has been quiet for a while, or at
+            # once after a sync with nothing new (the checkpoint-interval checkpoint of a quiet database:
+            # with many databases, keeping them all for IDLE_TRIM_S would add up).
             if e.trim_timer is not None:
                 e.trim_timer.cancel()
-            e.trim_timer = self.scheduler.call_later(IDLE_TRIM_S, e.db.trim)
+                e.trim_timer = None
+            if results:
+                e.trim_timer = self.scheduler.call_later(IDLE_TRIM_S, lambda: self._trim(e))
+            else:
+                self._trim(e)
         if results and e.db.settings.checkpoint_interval_s > 0:
             if e.checkpoint_timer is not None:
                 e.checkpoint_timer.cancel()
             e.checkpoint_timer = self.scheduler.call_later(e.db.settings.checkpoint_interval_s + 0.5,
                                                            lambda: self._trigger_sync(e))
+
+    def _trim(self, e: DBEntry) -> None:
+        e.db.trim()
+        # Freed connection memory stays in the allocator's arenas; one release for all databases quieting
+        # down together (triggers coalesce).
+        self.scheduler.trigger(("release-memory",), release_free_memory)
 
     # ---------------------------------------------------------------------------------------- upload
 

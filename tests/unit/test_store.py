@@ -109,6 +109,26 @@ def test_idle_database_costs_nothing(running):
     assert wait_for(lambda: replica.pos == db.txid and db.stats.syncs > syncs)
 
 
+def test_quiet_database_keeps_no_spare_connections(tmp_path):
+    """The checkpoint-interval checkpoint of a quiet database opens spare connections; with nothing new
+    to replicate they are closed right away, not kept for IDLE_TRIM_S (100 quiet databases would hold
+    hundreds of connections at once)."""
+    app = make_app(tmp_path / "app.db")
+    db = Database(str(tmp_path / "app.db"), DBSettings(monitor_interval_s=0.05, checkpoint_interval_s=0.3))
+    replica = Replica(db, CountingClient(str(tmp_path / "replica")), ReplicaSettings(sync_interval_s=0.05))
+    store = Store([DBEntry(db, [replica])], shutdown_sync_timeout_s=2)
+    store.open()
+    try:
+        with app:
+            app.execute("INSERT INTO t(v) VALUES ('x')")
+        assert wait_for(lambda: replica.pos == db.txid and db.txid >= 2)
+        assert wait_for(lambda: db.stats.checkpoints.get("RESTART", 0) >= 1, timeout=5)
+        assert wait_for(lambda: not db.has_idle_connections(), timeout=2)  # well before IDLE_TRIM_S
+    finally:
+        store.close()
+        app.close()
+
+
 def test_replica_errors_back_off_and_recover(running, tmp_path):
     app, db, client, replica, _store = running
     assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)
