@@ -119,6 +119,7 @@ def test_quiet_database_keeps_no_spare_connections(tmp_path):
     store = Store([DBEntry(db, [replica])], shutdown_sync_timeout_s=2)
     store.open()
     try:
+        assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)  # the insert must come after it
         with app:
             app.execute("INSERT INTO t(v) VALUES ('x')")
         assert wait_for(lambda: replica.pos == db.txid and db.txid >= 2)

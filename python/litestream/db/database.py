@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from litestream import _ltxcore as core
 from litestream import logs
@@ -284,17 +285,22 @@ class Database:
                     # TRUNCATE cannot run while we hold the write lock, so frames committed between our last
                     # sync and the checkpoint could go straight into the database file; the next sync only
                     # continues if the database checksum shows that did not happen.
-                    conns.end_read()
-                    try:
-                        with conns.spare() as c:
-                            busy, log, done = conns.checkpoint_on(c, mode)
-                    finally:
-                        conns.begin_read()
+                    busy, log, done = self._checkpoint_unpinned(conns, lambda c: conns.checkpoint_on(c, mode))
             finally:
                 shm.release_checkpoint_lock(self.shm_fd)
             self.stats.checkpoints[mode] = self.stats.checkpoints.get(mode, 0) + 1
             self.synced_since_checkpoint = False
             self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
+
+    @staticmethod
+    def _checkpoint_unpinned(conns: Connections, run: Callable[[Any], tuple[int, int, int]]) -> tuple[int, int, int]:
+        """Run a checkpoint that must go past our pin: our read transaction ends for the call."""
+        conns.end_read()
+        try:
+            with conns.spare() as c:
+                return run(c)
+        finally:
+            conns.begin_read()
 
     def _checkpoint_retrying(self, conns: Connections, c) -> tuple[int, int, int]:
         """PASSIVE never waits, and the application's own autocheckpoint often holds the checkpoint lock for
@@ -363,12 +369,7 @@ class Database:
             try:
                 tail = self._sync_all()  # writers are locked out: this reaches the true end of the WAL
                 t4 = time.monotonic()
-                conns.end_read()
-                try:
-                    with conns.spare() as c:
-                        busy, log, done = self._checkpoint_retrying(conns, c)
-                finally:
-                    conns.begin_read()
+                busy, log, done = self._checkpoint_unpinned(conns, lambda c: self._checkpoint_retrying(conns, c))
             finally:
                 w.execute("ROLLBACK").fetchall()
         t5 = time.monotonic()
