@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _COPY_CHUNK = 1 << 20
 
@@ -49,13 +50,17 @@ def write_atomic(path: str, src: BinaryIO | bytes, mtime_ns: int | None = None) 
     return size
 
 
-def release_free_memory() -> None:
-    """Give the allocator's free memory back to the OS (glibc malloc_trim; a no-op elsewhere)."""
+@functools.cache
+def _libc() -> Any:
     import ctypes
     import ctypes.util
 
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def release_free_memory() -> None:
+    """Give the allocator's free memory back to the OS (glibc malloc_trim; a no-op elsewhere)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        _libc().malloc_trim(0)
     except (OSError, AttributeError):
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -81,11 +82,11 @@ class FileReplicaClient:
         mtime at the header timestamp) is hard-linked instead of copied: no second write and fsync of
         the same bytes. Returns the size, or None to fall back to copying."""
         name = getattr(src, "name", None)
-        if not isinstance(name, str) or not os.path.isfile(name):
+        if not isinstance(name, str):
             return None
         try:
             st = os.stat(name)
-            if st.st_mtime_ns != timestamp_ms * 1_000_000:
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns != timestamp_ms * 1_000_000:
                 return None
             directory = os.path.dirname(path)
             os.makedirs(directory, exist_ok=True)

@@ -65,7 +65,6 @@ class Connections:
         self.page_size = 0
         self._idle: list[apsw.Connection] = []  # short-lived connections kept while the database is busy
 
-
     def _connect(self) -> apsw.Connection:
         conn = apsw.Connection(self.path, flags=apsw.SQLITE_OPEN_READWRITE, statementcachesize=STATEMENT_CACHE)
         try:
@@ -109,10 +108,7 @@ class Connections:
                 _end(conn)
             except apsw.Error:
                 ok = False
-            if ok and len(self._idle) < 2:
-                self._idle.append(conn)
-            else:
-                conn.close()
+            self._release(conn, ok)
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[apsw.Connection]:
@@ -158,12 +154,16 @@ class Connections:
         if old is not None:
             try:
                 _end(old)
-                if len(self._idle) < 2:
-                    self._idle.append(old)
-                else:
-                    old.close()
+                self._release(old, True)
             except apsw.Error:
                 old.close()
+
+    def _release(self, conn: apsw.Connection, reusable: bool) -> None:
+        """Back to the pool (at most two kept), or closed."""
+        if reusable and len(self._idle) < 2:
+            self._idle.append(conn)
+        else:
+            conn.close()
 
     # ----------------------------------------------------------------------------------------- writes
 

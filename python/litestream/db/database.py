@@ -337,18 +337,21 @@ class Database:
             return 0
         return max(0, self.wal_frames() - (pos.end - wal_size_bytes(self.page_size, 0)) // (24 + self.page_size))
 
+    def _pin_and_copy(self, conns: Connections, move_pin: bool) -> tuple[int, int, int]:
+        """Optionally move our pin to a replicated point at the end of the WAL, then copy up to it."""
+        if move_pin:
+            self._hold_checkpoint_lock()
+            conns.rotate(self._sync_all)
+        with conns.spare() as c:
+            return self._checkpoint_retrying(conns, c)
+
     def _passive_checkpoint(self, conns: Connections, restart: bool, pinned: bool = False) -> tuple[int, int, int]:
         """First, without any lock: pin the WAL at a point we have replicated and copy everything up to it
         into the database file (the bulk of the work). Then, for a restart, under the write lock:
         replicate and copy the little that came in meanwhile; when that completes, the next write
         restarts the WAL from the start."""
-        t0 = time.monotonic()
-        if not pinned:
-            self._hold_checkpoint_lock()
-            conns.rotate(self._sync_all)
         t1 = time.monotonic()
-        with conns.spare() as c:
-            busy, log, done = self._checkpoint_retrying(conns, c)
+        busy, log, done = self._pin_and_copy(conns, move_pin=not pinned)
         if not restart:
             return busy, log, done
         # Writers kept going during the copy; what they wrote is what the barrier would have to replicate
@@ -356,10 +359,7 @@ class Database:
         for _ in range(CATCH_UP_ROUNDS):
             if self._unsynced_frames() <= BARRIER_TAIL_FRAMES:
                 break
-            self._hold_checkpoint_lock()
-            conns.rotate(self._sync_all)
-            with conns.spare() as c:
-                busy, log, done = self._checkpoint_retrying(conns, c)
+            busy, log, done = self._pin_and_copy(conns, move_pin=True)
         t2 = time.monotonic()
         with conns.writer() as w:
             if not conns.try_barrier(w, self.settings.barrier_timeout_ms, self.settings.busy_timeout_ms):
@@ -373,7 +373,7 @@ class Database:
             finally:
                 w.execute("ROLLBACK").fetchall()
         t5 = time.monotonic()
-        self.log.debug("checkpoint phases", rotate_ms=ms(t1 - t0), copy_ms=ms(t2 - t1), acquire_ms=ms(t3 - t2),
+        self.log.debug("checkpoint phases", copy_ms=ms(t2 - t1), acquire_ms=ms(t3 - t2),
                        tail_sync_ms=ms(t4 - t3), tail_copy_ms=ms(t5 - t4), tail_pages=sum(r.pages for r in tail))
         if not busy and log == done:
             # Everything is in the database file: the next write restarts the WAL. Unlike the reference we
