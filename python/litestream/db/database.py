@@ -4,7 +4,14 @@ All work on one database is serialised by `lock`; the store's scheduler decides 
 
 File descriptors on the database and its -shm file are opened once and closed only after SQLite's own
 connections: closing any descriptor of a file drops every POSIX lock the process holds on it, including
-the ones SQLite took for our read transactions."""
+the ones SQLite took for our read transactions.
+
+Our read transaction pins the WAL at or before the replicated position, so no checkpoint can copy frames
+we have not replicated into the database file, which is what lets the file serve as the source of old
+page versions (see sync.py). One window escapes that: a read transaction begun when the database is
+opened pins the WAL wherever it ends then, possibly past the replicated position. Until the first sync
+has caught up with it, we hold SQLite's checkpoint lock so that other processes copy nothing meanwhile
+(and if the hold cannot be had or is lost, the sync's guard notices and takes a snapshot)."""
 
 from __future__ import annotations
 
@@ -71,6 +78,8 @@ class Database:
         self.db_fd: int | None = None
         self.wal_fd: int | None = None
         self.shm_fd: int | None = None
+        self.idx = shm.WalIndex()
+        self.pin_ahead = False  # our read transaction may pin the WAL past the replicated position
         self.listeners: list[Callable[[], None]] = []
         self.stats = DBStats()
         self.synced_since_checkpoint = False
@@ -118,8 +127,11 @@ class Database:
                 self.db_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
                 self.wal_fd = os.open(self.wal_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 self.shm_fd = shm.open_fd(self.path + "-shm")
+                self.idx = shm.WalIndex(self.shm_fd)
+                self.pin_ahead = True  # the reader began wherever the WAL ends now
                 self.syncer.page_size = ps
-                self.syncer.shm_reader = self._read_backfill
+                self.syncer.idx = self.idx
+                self.syncer.lock_wait_s = self.settings.busy_timeout_ms / 1000
                 self.syncer.load()
                 self._ensure_wal()
                 conns.trim()  # the connections opening needed are not needed any more
@@ -128,11 +140,6 @@ class Database:
                 raise
             logs.info("initialized db", path=self.path)
             return True
-
-    def _read_backfill(self, wal_header: bytes) -> tuple[int, int] | None:
-        if self.shm_fd is None:
-            return None
-        return shm.read_backfill_fd(self.shm_fd, wal_header)
 
     def wal_frames(self) -> int:
         """Frames in the current WAL generation (from the WAL index, without locks; 0 when unknown).
@@ -143,8 +150,8 @@ class Database:
             hdr = os.pread(self.wal_fd, 32, 0)
         except OSError:
             return 0
-        info = shm.read_backfill_fd(self.shm_fd, hdr)
-        return info[0] if info is not None else 0
+        info = self.idx.info(hdr)
+        return info.mx_frame if info is not None else 0
 
     def checkpoint_due(self) -> bool:
         """The WAL has grown to where it should start over (see checkpoint.py)."""
@@ -164,6 +171,8 @@ class Database:
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
+        self.idx = shm.WalIndex()
+        self.syncer.idx = self.idx
 
     def close(self, final_sync: bool = True) -> None:
         with self.lock:
@@ -206,20 +215,26 @@ class Database:
                 if checkpoint and not (results and results[-1].limited):
                     self.checkpoint_if_needed(pinned=bool(due))
             finally:
-                shm.release_checkpoint_lock(self.shm_fd)
+                self.idx.release()
             return results
 
     def _sync_all(self) -> list[SyncResult]:
         self._ensure_wal()
+        took = self.pin_ahead and not self.idx.held and self.idx.hold(self.settings.busy_timeout_ms / 1000)
         results = []
-        while True:
-            r = self.syncer.sync(self.wal_fd, self.db_fd)
-            if r is None:
-                break
-            results.append(r)
-            self._after_write(r)
-            if not r.limited:
-                break
+        try:
+            while True:
+                r = self.syncer.sync(self.wal_fd, self.db_fd)
+                if r is None:
+                    break
+                results.append(r)
+                self._after_write(r)
+                if not r.limited:
+                    break
+            self.pin_ahead = False  # replicated up to the end of the WAL, past where the reader began
+        finally:
+            if took:
+                self.idx.release()
         self.stats.syncs += 1
         self.stats.last_sync_ns = time.time_ns()
         return results
@@ -287,7 +302,7 @@ class Database:
                     # continues if the database checksum shows that did not happen.
                     busy, log, done = self._checkpoint_unpinned(conns, lambda c: conns.checkpoint_on(c, mode))
             finally:
-                shm.release_checkpoint_lock(self.shm_fd)
+                self.idx.release()
             self.stats.checkpoints[mode] = self.stats.checkpoints.get(mode, 0) + 1
             self.synced_since_checkpoint = False
             self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
@@ -315,7 +330,7 @@ class Database:
     def writer_outpaces_interval(self, frames: int) -> bool:
         """Whether writers fill the WAL to the restart threshold within one monitor-interval (measured
         between syncs). Such a writer pays for every copy that lands in its commit path, so our checkpoints
-        take the copying over (shm.hold_checkpoint_lock). A slower one keeps SQLite's usual division of
+        take the copying over (holding SQLite's checkpoint lock, shm.py). A slower one keeps SQLite's usual division of
         labour: its autocheckpoint copies what our pin releases, which costs it nothing it would notice,
         keeps the replicator's own CPU use small, and leaves the application's checkpoints unhindered."""
         now = time.monotonic()
@@ -329,7 +344,7 @@ class Database:
     def _hold_checkpoint_lock(self) -> None:
         """From before our pin moves until our checkpoint ends, when taking the copying over."""
         if self._take_over:
-            shm.hold_checkpoint_lock(self.shm_fd)
+            self.idx.hold()
 
     def _unsynced_frames(self) -> int:
         pos = self.syncer.pos

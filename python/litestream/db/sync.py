@@ -11,8 +11,7 @@ every committed frame since the last synced position is still readable:
 * the WAL was restarted once (salt-1 advanced by one) by our own checkpoint, which ran with writers
   locked out after syncing everything;
 * the WAL was restarted once by someone else, but the old generation's frames after our position are
-  still in the file and show that nothing was committed after it, and nothing of the new generation has
-  been copied into the database yet;
+  still in the file and show that nothing was committed after it;
 * the database file's checksum equals the checksum we recorded at the synced position, so the database
   file is exactly the state we replicated and the new WAL generation applies on top of it.
 
@@ -21,8 +20,23 @@ writes a full snapshot into L0, as the reference does for its own verification f
 
 Every L0 carries the rolling database checksum before and after it (see checksums.py). It is updated
 from the checksums of the pages each file replaces and adds; the old versions come from the WAL frames of
-this generation we already synced, or from the database file, which holds only replicated content while
-our read transactions pin the WAL."""
+this generation we already synced, or from the database file. The database file is a valid source only
+while it holds nothing past the synced position, and that needs a proof of its own (a _Guard), checked
+again once the file is encoded and before it is renamed into place:
+
+* the WAL index shows that no checkpoint ever set out to copy a frame past the position (nBackfill and
+  nBackfillAttempted, see shm.py: a recovery after every process died resets nBackfill to 0, so nBackfill
+  alone is no evidence). This always holds while we run, because our read transaction pins the WAL at or
+  before the synced position;
+* or, when the index cannot vouch (after a recovery, typically: we and the application were both
+  killed, and the application may have checkpointed in between), SQLite's checkpoint lock is taken so
+  that no other process copies anything into the file until the L0 is written. Then the file is read
+  once: the new file's post-apply checksum is computed from the whole state (the database file overlaid
+  with this generation's frames up to the new position) instead of rolled forward, which is right
+  whatever the file held. When the old generation's end cannot be proven, the same read must instead
+  show the file equals the recorded state.
+
+A file whose guard no longer holds at the end is discarded, and the sync takes a snapshot instead."""
 
 from __future__ import annotations
 
@@ -35,6 +49,7 @@ from litestream import _ltxcore as core
 from litestream import wal
 from litestream.db.checksums import encode_reserved
 from litestream.db.meta import MetaDir
+from litestream.db.shm import WalIndex, WalIndexInfo
 from litestream.ltx import CHECKSUM_FLAG, FLAG_NO_CHECKSUM, Header, lock_pgno
 
 WAL_HEADER_SIZE = 32
@@ -48,6 +63,11 @@ class SyncError(Exception):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class _DBFileChanged(Exception):
+    """The guard of an incremental sync no longer holds: a checkpoint by another process may have copied
+    frames past the synced position into the database file while the L0 file was being encoded."""
 
 
 @dataclass
@@ -76,6 +96,64 @@ def wal_size_bytes(page_size: int, frames: int) -> int:
     return WAL_HEADER_SIZE + frames * (24 + page_size)
 
 
+def wal_frames_at(page_size: int, offset: int) -> int:
+    return (offset - WAL_HEADER_SIZE) // (24 + page_size)
+
+
+# ------------------------------------------------------------------------------------------------ guards
+
+class _Guard:
+    """Why the database file may serve as the source of the page versions at the synced position."""
+
+    def holds(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _CopyBound(_Guard):
+    """The WAL index of this generation (raw_hdr) shows that no frame past `frames` was ever set out to be
+    copied into the database file. Salts that no longer match (the WAL restarted) fail it too."""
+
+    idx: WalIndex
+    raw_hdr: bytes
+    frames: int
+
+    def holds(self) -> bool:
+        info = self.idx.info(self.raw_hdr)
+        return info is not None and info.copied_upto <= self.frames
+
+
+@dataclass
+class _Frozen(_Guard):
+    """SQLite's checkpoint lock is held, so the database file stays as it was when it was taken. That
+    still stands if the lock is still ours (taking it again succeeds at once; had it been lost, a
+    checkpoint of another process in progress would have it) and the copy counters did not move (a
+    checkpoint that copied anything in between advanced nBackfill).
+
+    rebase: the WAL index cannot tell what the file holds, so the L0's post-apply checksum is computed
+    from the whole state rather than rolled forward (see Syncer._write)."""
+
+    idx: WalIndex
+    raw_hdr: bytes
+    before: WalIndexInfo
+    took_lock: bool
+    rebase: bool
+
+    def holds(self) -> bool:
+        if not self.idx.hold():
+            return False
+        now = self.idx.info(self.raw_hdr)  # mxFrame may grow meanwhile: writers are not held up
+        return now is not None and (now.backfill, now.backfill_attempted) == \
+            (self.before.backfill, self.before.backfill_attempted)
+
+    def close(self) -> None:
+        if self.took_lock:
+            self.idx.release()
+
+
 class Syncer:
     """Replication position of one database and the procedure that advances it by one L0 file."""
 
@@ -93,7 +171,8 @@ class Syncer:
         self.gen_map_ok = False  # gen_map describes the WAL up to pos.end
         self.sealed: tuple[tuple[int, int], int] | None = None  # (salts, end) we checkpointed completely
         self.force_snapshot: str | None = None
-        self.shm_reader = lambda wal_header: None  # (mxFrame, nBackfill) of the WAL index, or None
+        self.idx = WalIndex()  # the -shm file (Database.open sets it)
+        self.lock_wait_s = 1.0  # how long a checksum proof waits for SQLite's checkpoint lock
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -123,6 +202,14 @@ class Syncer:
 
     def sync(self, walfd: int, dbfd: int) -> SyncResult | None:
         """Write the next L0 file if there is anything new (or a snapshot is due). None when idle."""
+        try:
+            return self._sync(walfd, dbfd)
+        except _DBFileChanged:
+            self.log.warn("database file changed during sync; taking a snapshot instead")
+            self.force_snapshot = "database file changed during sync"
+            return self._sync(walfd, dbfd)
+
+    def _sync(self, walfd: int, dbfd: int) -> SyncResult | None:
         raw_hdr = os.pread(walfd, WAL_HEADER_SIZE, 0)
         hdr_t = core.wal_header_parse(raw_hdr)
         if hdr_t is None:
@@ -130,54 +217,71 @@ class Syncer:
         hdr = wal.WALHeader(*hdr_t)
         if self.page_size and hdr.page_size != self.page_size:
             raise SyncError(f"wal page size {hdr.page_size} does not match database page size {self.page_size}")
-        start, reason = self._plan(walfd, dbfd, hdr, raw_hdr)
-        snapshot = reason is not None
+        start, reason, guard = self._plan(walfd, dbfd, hdr, raw_hdr)
         try:
-            scan = wal.scan(walfd, hdr, start, hdr.salts if start == WAL_HEADER_SIZE else self.pos.salts,
-                            0 if snapshot else self.max_sync_wal_bytes)
-        except wal.PrevFrameMismatch:
-            scan, snapshot, reason = wal.scan(walfd, hdr), True, "wal frames changed under the synced position"
-            start = WAL_HEADER_SIZE
-        if not snapshot and scan.end == start:
-            return None
-        return self._write(walfd, dbfd, hdr, start, scan, snapshot, reason)
+            snapshot = reason is not None
+            # A re-based file covers everything up to the end of the WAL: the database file may hold frames
+            # up to there, and the whole state is only known at a point past all of them.
+            whole = snapshot or (isinstance(guard, _Frozen) and guard.rebase)
+            try:
+                scan = wal.scan(walfd, hdr, start, hdr.salts if start == WAL_HEADER_SIZE else self.pos.salts,
+                                0 if whole else self.max_sync_wal_bytes)
+            except wal.PrevFrameMismatch:
+                scan, snapshot, reason = wal.scan(walfd, hdr), True, "wal frames changed under the synced position"
+                start = WAL_HEADER_SIZE
+            if not snapshot and scan.end == start:
+                return None
+            return self._write(walfd, dbfd, hdr, start, scan, snapshot, reason, None if snapshot else guard)
+        finally:
+            if guard is not None:
+                guard.close()
 
-    def _plan(self, walfd: int, dbfd: int, hdr: wal.WALHeader, raw_hdr: bytes) -> tuple[int, str | None]:
-        """(start offset, snapshot reason or None for incremental)."""
+    def _plan(self, walfd: int, dbfd: int, hdr: wal.WALHeader,
+              raw_hdr: bytes) -> tuple[int, str | None, _Guard | None]:
+        """(start offset, snapshot reason or None for incremental, the guard of an incremental sync)."""
         if self.force_snapshot:
-            return WAL_HEADER_SIZE, self.force_snapshot
+            return WAL_HEADER_SIZE, self.force_snapshot, None
         if self.txid == 0:
-            return WAL_HEADER_SIZE, "initial snapshot"
+            return WAL_HEADER_SIZE, "initial snapshot", None
         p = self.pos
         if p is None:
-            return WAL_HEADER_SIZE, "last ltx file has no wal position"
+            return WAL_HEADER_SIZE, "last ltx file has no wal position", None
         if self.db_sum is None:
-            return WAL_HEADER_SIZE, "database checksum unknown"
+            return WAL_HEADER_SIZE, "database checksum unknown", None
         wal_size = os.fstat(walfd).st_size
         if hdr.salts == p.salts:
             if wal_size < p.end:
-                return WAL_HEADER_SIZE, "wal truncated by another process"
-            if not self._chain_ok(walfd, hdr, raw_hdr):
-                return WAL_HEADER_SIZE, "wal frames do not match the last synced position"
-            return p.end, None
-        if self.sealed == (p.salts, p.end) and hdr.salt1 == (p.salts[0] + 1) & 0xFFFFFFFF:
-            return WAL_HEADER_SIZE, None if self._enter_generation(hdr) else "wal restarted"
-        if self._restart_proven_by_tail(walfd, hdr, raw_hdr, wal_size):
-            self._enter_generation(hdr)
-            return WAL_HEADER_SIZE, None
-        if self._proven_by_db_checksum(dbfd):
-            self._enter_generation(hdr)
-            return WAL_HEADER_SIZE, None
-        return WAL_HEADER_SIZE, "wal restarted by another process; unreplicated frames cannot be ruled out"
+                return WAL_HEADER_SIZE, "wal truncated by another process", None
+            if not self._chain_ok(walfd, hdr):
+                return WAL_HEADER_SIZE, "wal frames do not match the last synced position", None
+            guard = self._db_file_guard(raw_hdr, wal_frames_at(hdr.page_size, p.end))
+            if guard is None:
+                return WAL_HEADER_SIZE, "checkpoint lock busy; the database file cannot be checked", None
+            return p.end, None, guard
+        # A new generation: the old one must have ended at our position (the database file then held
+        # exactly the state there when the WAL restarted). Our own sealed checkpoint or the old
+        # generation's tail show that; otherwise a checksum of the database file must show it holds that
+        # state, which also shows nothing of the new generation was copied into it.
+        if (self.sealed == (p.salts, p.end) and hdr.salt1 == (p.salts[0] + 1) & 0xFFFFFFFF) or \
+                self._restart_proven_by_tail(walfd, hdr, wal_size):
+            guard = self._db_file_guard(raw_hdr, 0)
+        else:
+            guard = self._locked_guard(raw_hdr, rebase=False)
+            if guard is not None and self._state_checksum(walfd, dbfd, p.commit, None) != self.db_sum:
+                guard.close()
+                guard = None
+        if guard is None:
+            return WAL_HEADER_SIZE, "wal restarted by another process; unreplicated frames cannot be ruled out", None
+        self._enter_generation(hdr)
+        return WAL_HEADER_SIZE, None, guard
 
-    def _enter_generation(self, hdr: wal.WALHeader) -> bool:
-        """Continue in a new WAL generation: the database file now holds the state at pos."""
+    def _enter_generation(self, hdr: wal.WALHeader) -> None:
+        """Continue in a new WAL generation: the database file holds the state at pos."""
         self.pos = WalPos(hdr.salts, WAL_HEADER_SIZE, self.pos.commit, (hdr.cksum1, hdr.cksum2))
         self.gen_map, self.gen_map_ok = {}, True
         self.sealed = None
-        return True
 
-    def _chain_ok(self, walfd: int, hdr: wal.WALHeader, raw_hdr: bytes) -> bool:
+    def _chain_ok(self, walfd: int, hdr: wal.WALHeader) -> bool:
         p = self.pos
         if p.end == WAL_HEADER_SIZE:
             return True
@@ -186,20 +290,17 @@ class Syncer:
             fh = os.pread(walfd, 24, p.end - fsz)
             return len(fh) == 24 and fh[8:16] == _salt_bytes(p.salts) and \
                 (int.from_bytes(fh[16:20], "big"), int.from_bytes(fh[20:24], "big")) == p.chain
-        # After a restart of our process: the chain must validate from the header to exactly p.end, and the
-        # database file must not have been given frames we never replicated.
+        # After a restart of our process: the chain must validate from the header to exactly p.end. (Whether
+        # the database file was given frames past it is the guard's question.)
         scan = wal.scan(walfd, hdr, WAL_HEADER_SIZE, hdr.salts, p.end - WAL_HEADER_SIZE)
         if scan.end != p.end:
-            return False
-        backfill = self.shm_reader(raw_hdr)
-        if backfill is not None and wal_size_bytes(hdr.page_size, backfill[1]) > p.end:
             return False
         p.chain = (scan.s0, scan.s1)
         self.gen_map = scan.page_map()
         self.gen_map_ok = True
         return True
 
-    def _restart_proven_by_tail(self, walfd: int, hdr: wal.WALHeader, raw_hdr: bytes, wal_size: int) -> bool:
+    def _restart_proven_by_tail(self, walfd: int, hdr: wal.WALHeader, wal_size: int) -> bool:
         """One restart by someone else: prove the old generation ended at our position. The evidence must
         still be in the file: our last synced frame untouched by the new generation, and beyond it (the
         file must go on past it, or a truncation could have hidden frames) no frame of the old one."""
@@ -216,22 +317,58 @@ class Syncer:
         if p.chain is not None and (int.from_bytes(prev[16:20], "big"), int.from_bytes(prev[20:24], "big")) != p.chain:
             return False
         nxt = os.pread(walfd, 24, p.end)
-        if len(nxt) == 24 and nxt[8:16] == _salt_bytes(p.salts):
-            return False  # the old generation went on after our position: frames we never saw
-        backfill = self.shm_reader(raw_hdr)
-        return backfill is not None and backfill[1] == 0
+        return not (len(nxt) == 24 and nxt[8:16] == _salt_bytes(p.salts))  # else: frames we never saw
 
-    def _proven_by_db_checksum(self, dbfd: int) -> bool:
-        p = self.pos
-        if self.db_sum is None or p is None or not self.page_size:
-            return False
-        if os.fstat(dbfd).st_size != p.commit * self.page_size:
-            return False
+    # ------------------------------------------------------------------------------ database-file proofs
+
+    def _db_file_guard(self, raw_hdr: bytes, frames: int) -> _Guard | None:
+        """The WAL index shows the database file holds nothing past frame `frames` of this generation; or,
+        when it cannot, the file is frozen (checkpoint lock) and the next L0 re-bases the checksum."""
+        bound = _CopyBound(self.idx, raw_hdr, frames)
+        if bound.holds():
+            return bound
+        return self._locked_guard(raw_hdr, rebase=True)
+
+    def _locked_guard(self, raw_hdr: bytes, rebase: bool) -> _Frozen | None:
+        """Hold SQLite's checkpoint lock (waiting for a checkpoint in progress to end) until the L0 file is
+        written, so that no other process copies frames into the database file meanwhile."""
+        took = not self.idx.held
+        if not self.idx.hold(self.lock_wait_s if took else 0.0):
+            self.log.info("checkpoint lock busy; cannot freeze the database file")
+            return None
+        before = self.idx.info(raw_hdr)
+        if before is None:
+            if took:
+                self.idx.release()
+            return None
+        return _Frozen(self.idx, raw_hdr, before, took, rebase)
+
+    def _state_checksum(self, walfd: int, dbfd: int, commit: int, overlay: dict[int, int] | None) -> int | None:
+        """Database checksum of pages 1..commit as the database file and overlay (pgno -> WAL frame offset,
+        taking precedence) hold them; None when they do not hold every page. Without an overlay the file
+        must be exactly commit pages long, as a complete checkpoint leaves it."""
+        ps = self.page_size
+        if not ps:
+            return None
         t0 = time.monotonic()
-        got = core.db_checksum(dbfd, self.page_size, p.commit)
-        self.log.debug("database checksum compared", match=got == self.db_sum,
-                       seconds=round(time.monotonic() - t0, 3))
-        return got == self.db_sum
+        size = os.fstat(dbfd).st_size
+        if overlay is None and size != commit * ps:
+            return None
+        in_file = min(size // ps, commit)
+        wal_pages = sorted(k for k in (overlay or {}) if k <= commit)
+        lock = lock_pgno(ps)
+        beyond_file = commit - in_file - (1 if in_file < lock <= commit else 0)
+        if sum(1 for k in wal_pages if k > in_file) != beyond_file:
+            return None  # pages past the end of the file that no frame holds
+        total = core.db_checksum(dbfd, ps, in_file)
+        if wal_pages:
+            shadowed = array("I", [k for k in wal_pages if k <= in_file])
+            total ^= core.checksum_pages(walfd, dbfd, ps, shadowed, array("Q", [DB_FILE]) * len(shadowed))
+            total ^= core.checksum_pages(walfd, dbfd, ps, array("I", wal_pages),
+                                         array("Q", [overlay[k] for k in wal_pages]))
+        got = CHECKSUM_FLAG | (total & LOW63)
+        self.log.debug("database checksum computed", pages=commit, seconds=round(time.monotonic() - t0, 3))
+        return got
 
     # -------------------------------------------------------------------------------------- snapshots
 
@@ -241,6 +378,10 @@ class Syncer:
         p = self.pos
         if p is None or not self.gen_map_ok or self.txid == 0:
             raise SyncError("no replicated position to snapshot yet")
+        raw_hdr = os.pread(walfd, WAL_HEADER_SIZE, 0)
+        guard = _CopyBound(self.idx, raw_hdr, wal_frames_at(self.page_size, p.end))
+        if raw_hdr[16:24] != _salt_bytes(p.salts) or not guard.holds():
+            raise SyncError("the wal moved past the replicated position; the snapshot is taken after the next sync")
         pgnos = array("I", sorted(k for k in self.gen_map if k <= p.commit))
         offsets = array("Q", [self.gen_map[k] for k in pgnos])
         header = _snapshot_header(flags, self.page_size, p.commit, self.txid)
@@ -251,6 +392,9 @@ class Syncer:
         post = CHECKSUM_FLAG | (enc.page_sum & LOW63)
         enc.finish(0)
         core.patch_reserved(fd, encode_reserved(0, post), enc.hashed_len)
+        if not guard.holds():
+            # Frames we read may have been overwritten (WAL restarted) or the file changed under us.
+            raise SyncError("the database changed while the snapshot was written; it is taken again later")
         if self.db_sum is not None and post != self.db_sum:
             # The snapshot is right by construction; the running checksum is not. Re-base it.
             self.log.error("database checksum drifted; next sync takes a snapshot", expected=f"{self.db_sum:016x}",
@@ -261,7 +405,7 @@ class Syncer:
     # ------------------------------------------------------------------------------------------ write
 
     def _write(self, walfd: int, dbfd: int, hdr: wal.WALHeader, start: int, scan: wal.WALScan, snapshot: bool,
-               reason: str | None) -> SyncResult:
+               reason: str | None, guard: _Guard | None) -> SyncResult:
         ps = hdr.page_size
         txid = self.txid + 1
         db_pages = os.fstat(dbfd).st_size // ps
@@ -269,8 +413,22 @@ class Syncer:
         prev_commit = 0 if snapshot else self.pos.commit
         # Database checksum: take out the old versions of the pages this file replaces or drops (they are
         # in frames of this generation we synced before, or in the database file), add the new versions.
+        # Or, re-basing, compute it from the whole new state.
+        rebase = isinstance(guard, _Frozen) and guard.rebase
         old_xor = 0
-        if not snapshot:
+        rebased: int | None = None
+        if rebase:
+            info = self.idx.info(guard.raw_hdr)
+            if info is None or info.copied_upto > wal_frames_at(ps, scan.end):
+                raise _DBFileChanged  # frames past the end of our scan were copied: no state to sum up
+            overlay = dict(self.gen_map)  # this generation's synced frames ({} just after a restart)
+            overlay.update(zip(scan.pgnos, scan.offsets, strict=True))
+            rebased = self._state_checksum(walfd, dbfd, commit, overlay)
+            if rebased is None:
+                raise _DBFileChanged
+            self.log.info("database checksum recomputed from the database file", txid=f"{txid:016x}",
+                          reason="the wal index cannot show what the database file holds (rebuilt after a crash?)")
+        elif not snapshot:
             lock = lock_pgno(ps)
             old = sorted({p for p in scan.pgnos if p <= prev_commit} |
                          {p for p in range(commit + 1, prev_commit + 1) if p != lock})
@@ -291,8 +449,13 @@ class Syncer:
             db_from = 1 if snapshot else (prev_commit + 1 if commit > prev_commit else 0)
             enc.write_wal_pages(walfd, dbfd, scan.pgnos, scan.offsets, commit, db_from, commit)
             new_xor = enc.page_sum
-            post = CHECKSUM_FLAG | ((new_xor if snapshot else (pre ^ old_xor ^ new_xor)) & LOW63)
+            if rebased is not None:
+                post = rebased
+            else:
+                post = CHECKSUM_FLAG | ((new_xor if snapshot else (pre ^ old_xor ^ new_xor)) & LOW63)
             enc.finish(0)
+            if guard is not None and not guard.holds():
+                raise _DBFileChanged  # the old versions read above may be newer ones: discard the file
             core.patch_reserved(fd, encode_reserved(pre, post), enc.hashed_len)
             result["post"] = post
 

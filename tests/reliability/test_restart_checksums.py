@@ -1,0 +1,477 @@
+"""Database checksums across crashes: every place one is derived or carried, with the application in a
+process of its own that checkpoints while the replicator is down and is killed with SIGKILL.
+
+The regression (issue 7): the replicator is stopped, the application commits and checkpoints past the
+replicated position, then it is killed as well. The next process to open the database rebuilds SQLite's
+WAL index with nBackfill = 0, so the database file looked untouched; the replicator continued in the same
+WAL generation and took the old versions of the pages the application had changed from the database file,
+which held the new ones: the pages of its next L0 were right, its database checksum wrong, and our own
+restore refused every TXID from there to the next snapshot.
+
+Every test restores every TXID it wrote with our restore, which verifies the checksum chain and the final
+checksum, and compares the rows with what was committed when the TXID was written."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+
+import apsw
+import pytest
+
+from litestream import _ltxcore as core
+from litestream.backends.file import FileReplicaClient
+from litestream.db import shm
+from litestream.db.database import Database, DBSettings
+from litestream.ltx import Header
+from litestream.replica import Replica
+from litestream.restore import calc_restore_plan, restore_files
+from litestream.store import DBEntry, Store
+from tests.interop.workload import _digest_conn, content_digest, integrity_ok
+from tests.refbin import run_ref
+from tests.reliability.appproc import AppProcess
+
+PAGE_SIZES = [512, 4096]
+
+
+class Rig:
+    """The replicator in this process (a Database, "killed" by closing it without a final sync while the
+    application still has the database open), the application in its own process."""
+
+    def __init__(self, tmp_path, page_size: int = 4096, rows: int = 300, **settings) -> None:
+        self.tmp = tmp_path
+        self.path = str(tmp_path / "app.db")
+        self.page_size = page_size
+        self.app = AppProcess(self.path, page_size)
+        # Rows spread over many pages, all in the database file: updating early rows later touches pages
+        # that no frame of the WAL holds, whose old versions can only come from the database file.
+        self.app.insert(rows, size=max(64, page_size // 5))
+        self.app.checkpoint("TRUNCATE")
+        self.settings = DBSettings(**settings)
+        self.db: Database | None = Database(self.path, self.settings)
+        self.states: dict[int, str] = {}  # TXID -> content digest, for the last TXID of each sync
+        self.snapshots: list[tuple[int, str]] = []
+
+    def digest(self) -> str:
+        conn = apsw.Connection(self.path)
+        try:
+            return _digest_conn(conn)
+        finally:
+            conn.close()
+
+    def sync(self) -> list:
+        results = self.db.sync()
+        for r in results:
+            if r.snapshot:
+                self.snapshots.append((r.txid, r.reason))
+        if results:
+            self.states[results[-1].txid] = self.digest()
+        return results
+
+    def stop_replicator(self) -> None:
+        self.db.close(final_sync=False)
+        self.db = None
+
+    def start_replicator(self) -> None:
+        self.db = Database(self.path, self.settings)
+
+    def kill_app(self) -> None:
+        self.app.kill()
+
+    def start_app(self) -> None:
+        self.app = AppProcess(self.path, self.page_size)
+
+    def snapshots_after(self, txid: int) -> list[tuple[int, str]]:
+        return [s for s in self.snapshots if s[0] > txid]
+
+    def check_all(self, reference: bool = False) -> None:
+        """Every TXID restores (ours verifies every checksum), and the recorded ones hold exactly the rows."""
+        client = FileReplicaClient(self.db.meta.path)
+        assert self.states
+        for txid in range(1, self.db.txid + 1):
+            out = self.tmp / f"restore-{txid}.db"
+            restore_files(client, calc_restore_plan(client, txid), str(out))
+            if txid in self.states:
+                assert content_digest(out) == self.states[txid], f"TXID {txid:x} holds other rows"
+            assert integrity_ok(out), f"TXID {txid:x}"
+            if reference:
+                ref_out = self.tmp / f"ref-{txid}.db"
+                r = run_ref("restore", "-txid", f"{txid:016x}", "-o", str(ref_out), f"file://{self.db.meta.path}")
+                assert r.returncode == 0, r.stderr
+                assert ref_out.read_bytes() == out.read_bytes(), f"TXID {txid:x}: the reference restores other bytes"
+                ref_out.unlink()
+            out.unlink()
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close(final_sync=False)
+        self.app.kill()
+
+
+@pytest.fixture
+def rig_factory(tmp_path):
+    rigs = []
+
+    def make(**kw):
+        rigs.append(Rig(tmp_path, **kw))
+        return rigs[-1]
+
+    yield make
+    for r in rigs:
+        r.close()
+
+
+def _copy_counters(path: str) -> tuple[int, int]:
+    """(nBackfill, nBackfillAttempted) of SQLite's WAL index, read straight from the -shm file."""
+    with open(path + "-shm", "rb") as f:
+        data = f.read(136)
+    return struct.unpack_from("=I", data, 96)[0], struct.unpack_from("=I", data, 128)[0]
+
+
+# ------------------------------------------------------------------------------------------ the regression
+
+@pytest.mark.parametrize("page_size", PAGE_SIZES)
+@pytest.mark.parametrize("app_dies", ["idle", "mid-transaction"])
+def test_app_checkpoints_past_our_position_then_both_are_killed(rig_factory, page_size, app_dies):
+    rig = rig_factory(page_size=page_size)
+    rig.sync()
+    rig.app.insert(3)
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()  # killed: nothing pins the WAL any more
+    rig.app.update(1, 40)  # early pages, which only the database file held
+    if app_dies == "mid-transaction":
+        # A reader of the application keeps the checkpoint partial, so the next transaction goes on in the
+        # same WAL generation; it spills uncommitted frames into the WAL and dies before its commit.
+        rig.app.hold_reader()
+        rig.app.update(41, 60)
+        busy, log, done = rig.app.checkpoint("PASSIVE")
+        assert 0 < done < log
+        rig.app.spill()
+    else:
+        busy, log, done = rig.app.checkpoint("PASSIVE")
+        assert busy == 0 and done == log
+    rig.kill_app()
+    rig.start_replicator()
+    assert rig.db.open()
+    backfill, attempted = _copy_counters(rig.path)
+    assert backfill == 0 and attempted > 0  # the index was rebuilt: nBackfill says nothing any more
+    rig.sync()
+    rig.start_app()
+    rig.app.insert(2)
+    rig.sync()
+    rig.check_all(reference=True)
+    # The WAL still held every frame, so no snapshot was needed: the checksum was computed afresh.
+    assert rig.snapshots_after(before) == []
+
+
+@pytest.mark.parametrize("page_size", PAGE_SIZES)
+def test_wal_restarted_and_checkpointed_by_the_app_then_both_are_killed(rig_factory, page_size):
+    """The same through the proof that the old generation ended at our position (its frames are still in
+    the WAL past the shorter new generation): the new generation's frames reached the database file."""
+    rig = rig_factory(page_size=page_size)
+    rig.app.insert(100)  # a long generation the replicator never sees on its own
+    rig.app.checkpoint("PASSIVE")
+    rig.app.update(1, 5)  # restarts the WAL: a short generation, the long one's frames remain past it
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    assert rig.app.checkpoint("PASSIVE")[0] == 0
+    rig.app.update(6, 8)  # restarts the WAL again
+    rig.app.checkpoint("PASSIVE")  # and copies the new generation into the database file
+    rig.kill_app()
+    rig.start_replicator()
+    rig.sync()
+    rig.start_app()
+    rig.app.insert(2)
+    rig.sync()
+    rig.check_all(reference=True)
+    assert rig.snapshots_after(before) == []
+
+
+def test_both_killed_without_app_checkpoint_continues_incrementally(rig_factory):
+    """After a recovery the WAL index cannot vouch for the database file even when nothing was copied;
+    the checksum is then recomputed from the file, without a snapshot."""
+    rig = rig_factory()
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(1, 30)
+    rig.kill_app()
+    rig.start_replicator()
+    rig.sync()
+    rig.check_all()
+    assert rig.snapshots_after(before) == []
+
+
+# ----------------------------------------------------------------------------- the database file, live
+
+def _hook_checksum_pages(monkeypatch, action):
+    """Run action() the first time a sync reads old page versions (between its proof and its write)."""
+    real = core.checksum_pages
+    fired = []
+
+    def hooked(*args):
+        if not fired:
+            fired.append(action())
+        return real(*args)
+
+    monkeypatch.setattr(core, "checksum_pages", hooked)
+    return fired
+
+
+def test_app_checkpoint_between_open_and_first_sync(rig_factory):
+    """Our read transaction begins wherever the WAL ends when the database is opened, past the replicated
+    position: the application may copy its unreplicated frames into the database file before our first
+    sync. The WAL index shows it; the checksum is recomputed."""
+    rig = rig_factory()
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(1, 30)
+    rig.start_replicator()
+    assert rig.db.open()
+    assert rig.app.checkpoint("PASSIVE")[0] == 0  # nothing holds it off yet: our pin is past the new frames
+    rig.sync()
+    rig.check_all()
+    assert rig.snapshots_after(before) == []
+
+
+def test_app_checkpoint_during_first_sync_is_held_off(rig_factory, monkeypatch):
+    """While our read transaction may sit past the replicated position, other processes' checkpoints must
+    copy nothing: we hold SQLite's checkpoint lock until the first sync has caught up."""
+    rig = rig_factory()
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(1, 30)
+    rig.start_replicator()
+    fired = _hook_checksum_pages(monkeypatch, lambda: rig.app.checkpoint("PASSIVE"))
+    rig.sync()
+    assert fired and fired[0][0] == 1 and fired[0][2] <= 0  # the application's checkpoint was busy, copied nothing
+    assert rig.snapshots_after(before) == []
+    monkeypatch.undo()
+    assert rig.app.checkpoint("PASSIVE")[0] == 0  # and is not held off any longer
+    rig.check_all()
+
+
+def test_lost_lock_and_app_checkpoint_during_sync_discards_the_file(rig_factory, monkeypatch):
+    """Without the lock (another process kept it, or SQLite in our process let it go), a checkpoint that
+    copies frames past our position while the L0 file is encoded is caught before the file is renamed
+    into place, and a snapshot is taken instead."""
+    rig = rig_factory()
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(1, 30)
+    rig.start_replicator()
+    monkeypatch.setattr(shm.WalIndex, "hold", lambda self, wait_s=0.0: False)
+    fired = _hook_checksum_pages(monkeypatch, lambda: rig.app.checkpoint("PASSIVE"))
+    rig.sync()
+    assert fired and fired[0][0] == 0 and fired[0][2] > 0  # the checkpoint copied frames under us
+    assert [reason for _, reason in rig.snapshots_after(before)] == ["database file changed during sync"]
+    assert not [n for n in os.listdir(rig.db.meta.level_dir(0)) if n.endswith(".tmp")]
+    monkeypatch.undo()
+    rig.app.insert(1)
+    rig.sync()
+    rig.check_all()
+
+
+@pytest.mark.parametrize("both_killed", [False, True])
+def test_split_backlog_after_restart(rig_factory, monkeypatch, both_killed):
+    """A backlog larger than max-sync-wal-bytes is written as several L0 files cut at commit boundaries;
+    each takes old versions from the file the one before it left. The application's checkpoints between
+    them must not copy frames past the file being written (held off), and after a recovery the checksum
+    of the whole state is computed once, over the whole backlog."""
+    rig = rig_factory(max_sync_wal_bytes=64 * 1024)
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    for i in range(30):
+        rig.app.update(1 + 10 * i, 10 + 10 * i)
+    if both_killed:
+        rig.app.checkpoint("PASSIVE")
+        rig.kill_app()
+    rig.start_replicator()
+    results = []
+    if not both_killed:
+        results = _hook_checksum_pages(monkeypatch, lambda: rig.app.checkpoint("PASSIVE"))
+    written = rig.sync()
+    assert rig.snapshots_after(before) == []
+    if both_killed:
+        assert len(written) == 1  # re-based: one file up to the end of the WAL
+    else:
+        assert len(written) > 3 and results[0][0] == 1
+    monkeypatch.undo()
+    rig.check_all()
+
+
+# ----------------------------------------------------------------------- restored, reset and healed
+
+def _store(path: str, replica_dir, settings: DBSettings | None = None) -> Store:
+    db = Database(path, settings or DBSettings())
+    return Store([DBEntry(db, [Replica(db, FileReplicaClient(str(replica_dir)))])], background=False)
+
+
+def _restore_latest(replica_dir, out) -> None:
+    client = FileReplicaClient(str(replica_dir))
+    restore_files(client, calc_restore_plan(client), str(out))
+
+
+@pytest.mark.parametrize("app_killed", [False, True])
+def test_restored_database_changed_before_replication_resumes(tmp_path, app_killed):
+    """A database behind its replica (restored from it) continues from the replica's newest L0 only when
+    the checksum shows the file is that state; here the application has written and checkpointed first."""
+    src = tmp_path / "src.db"
+    app = AppProcess(str(src))
+    app.insert(100)
+    replica = tmp_path / "replica"
+    store = _store(str(src), replica)
+    store.open()
+    store.sync_all_once()
+    store.close()
+    app.kill()
+    restored = tmp_path / "restored.db"
+    _restore_latest(replica, restored)
+    app = AppProcess(str(restored))
+    app.update(1, 20)
+    app.checkpoint("PASSIVE")
+    if app_killed:
+        app.kill()
+        app = AppProcess(str(restored))
+    store = _store(str(restored), replica)
+    store.open()
+    store.sync_all_once()
+    db = store.entries[0].db
+    assert db.stats.snapshots == 1
+    conn = apsw.Connection(str(restored))
+    want = _digest_conn(conn)
+    conn.close()
+    store.close()
+    out = tmp_path / "final.db"
+    _restore_latest(replica, out)
+    assert content_digest(out) == want
+    app.kill()
+
+
+def test_reset_after_both_killed(tmp_path):
+    """`litestream reset` drops the local state; replication continues from the replica's newest L0 in the
+    same WAL generation, which the application had checkpointed past before both were killed."""
+    rig = Rig(tmp_path)
+    replica = tmp_path / "replica"
+    rig.db.close(final_sync=False)
+    store = _store(rig.path, replica)
+    store.open()
+    store.sync_all_once()
+    rig.app.insert(3)
+    store.sync_all_once()
+    txid = store.entries[0].db.txid
+    store.entries[0].db.close(final_sync=False)  # killed
+    rig.app.update(1, 40)
+    rig.app.checkpoint("PASSIVE")
+    rig.kill_app()
+    r = subprocess.run([sys.executable, "-m", "litestream", "reset", rig.path], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    store = _store(rig.path, replica)
+    store.open()
+    rig.start_app()
+    rig.app.insert(1)
+    store.sync_all_once()
+    db = store.entries[0].db
+    assert db.txid > txid and db.stats.snapshots == 0
+    conn = apsw.Connection(rig.path)
+    want = _digest_conn(conn)
+    conn.close()
+    store.close()
+    out = tmp_path / "final.db"
+    _restore_latest(replica, out)
+    assert content_digest(out) == want
+    rig.app.kill()
+
+
+def test_snapshot_for_a_replica_after_both_killed(rig_factory, tmp_path):
+    """A replica that needs files we no longer have locally gets a snapshot of the current state built
+    from this generation's frames and the database file: after a recovery too."""
+    rig = rig_factory()
+    rig.sync()
+    rig.stop_replicator()
+    rig.app.update(1, 40)
+    rig.app.checkpoint("PASSIVE")
+    rig.kill_app()
+    rig.start_replicator()
+    rig.sync()
+    for t in range(1, rig.db.txid):
+        os.remove(rig.db.meta.l0_path(t))  # as L0 retention will
+    late = tmp_path / "late"
+    Replica(rig.db, FileReplicaClient(str(late))).sync()
+    want = rig.digest()
+    out = tmp_path / "late.db"
+    _restore_latest(late, out)
+    assert content_digest(out) == want
+
+
+def test_drift_is_reported_and_rebased_with_a_snapshot(rig_factory, tmp_path, capsys):
+    """Should the running checksum ever be wrong, the next full computation (a snapshot) says so at ERROR
+    and the next file is a snapshot, so that the replica restores again."""
+    rig = rig_factory()
+    rig.sync()
+    rig.app.insert(2)
+    rig.sync()
+    rig.db.syncer.db_sum ^= 0x1234  # a bug we cannot have, simulated
+    fd = os.open(str(tmp_path / "snap.ltx"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        rig.db.write_snapshot(fd)
+    finally:
+        os.close(fd)
+    assert "level=ERROR" in capsys.readouterr().out
+    rig.app.insert(1)
+    before = rig.db.txid
+    rig.sync()
+    assert [reason for _, reason in rig.snapshots_after(before)] == ["database checksum drifted"]
+    client = FileReplicaClient(rig.db.meta.path)
+    out = tmp_path / "latest.db"
+    restore_files(client, calc_restore_plan(client), str(out))
+    assert content_digest(out) == rig.digest()
+
+
+def test_leftover_temp_files_are_removed_on_open(rig_factory):
+    rig = rig_factory()
+    rig.sync()
+    rig.stop_replicator()
+    meta = Database(rig.path).meta
+    junk = [meta.l0_path(99) + ".tmp", os.path.join(meta.path, "snapshot-1-2.ltx.tmp")]
+    for p in junk:
+        with open(p, "wb") as f:
+            f.write(b"torn")
+    rig.app.insert(1)
+    rig.start_replicator()
+    rig.sync()
+    assert not any(os.path.exists(p) for p in junk)
+    rig.check_all()
+
+
+def _header_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(100)
+
+
+def test_header_of_rebased_file_chains(rig_factory):
+    """The re-based file's pre-apply checksum is the recorded one, its post-apply the recomputed state."""
+    from litestream.db.checksums import decode_reserved
+
+    rig = rig_factory()
+    rig.sync()
+    prev = decode_reserved(_header_bytes(rig.db.meta.l0_path(rig.db.txid))).post_apply
+    rig.stop_replicator()
+    rig.app.update(1, 10)
+    rig.app.checkpoint("PASSIVE")
+    rig.kill_app()
+    rig.start_replicator()
+    rig.sync()
+    raw = _header_bytes(rig.db.meta.l0_path(rig.db.txid))
+    sums = decode_reserved(raw)
+    assert sums.pre_apply == prev and Header.decode(raw).min_txid == rig.db.txid
+    rig.check_all()  # restores verify the post-apply value against the restored database
