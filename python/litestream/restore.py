@@ -47,6 +47,17 @@ class RestoreError(Exception):
     """A restore failed; the message is for the user."""
 
 
+class ChecksumMismatch(RestoreError):
+    """The restored pages are intact (every file's CRC verified) but do not add up to the database
+    checksum the files record: the replica was written with a wrong checksum, or holds other content than
+    the state it claims. Its message says how to restore anyway."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"{detail}. Every file is intact; to restore this database anyway and check it with "
+                         "integrity_check, rerun with -ignore-checksums")
+
+
 class TxNotAvailable(RestoreError):
     """No backup files cover the requested point (the reference's ErrTxNotAvailable)."""
 
@@ -187,6 +198,7 @@ class RestoreResult:
     files: int
     bytes_written: int
     seconds: float
+    checksum_mismatch: str | None = None  # restored anyway (ignore_checksums): what did not add up
 
 
 def _read_header(path: str, info: FileInfo) -> tuple[Header, bytes, int]:
@@ -340,8 +352,8 @@ def _check_sum_chain(files: list[_Fetched], sums: list) -> None:
         if prev is None or cur is None or not cur.pre_apply:
             continue
         if files[i].header.min_txid == files[i - 1].header.max_txid + 1 and cur.pre_apply != prev.post_apply:
-            raise RestoreError(f"decode {_describe(files[i].info)}: database checksum chain is broken "
-                               f"(pre-apply {cur.pre_apply:016x}, previous file ends at {prev.post_apply:016x})")
+            raise ChecksumMismatch(f"decode {_describe(files[i].info)}: database checksum chain is broken "
+                                   f"(pre-apply {cur.pre_apply:016x}, previous file ends at {prev.post_apply:016x})")
 
 
 def _trust_commit(files: list[_Fetched]) -> None:
@@ -381,10 +393,21 @@ def _create_temp(out_dir: str, output: str) -> tuple[int, str]:
 
 
 def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, parallelism: int = 8,
-                  replace: Callable[[str], None] | None = None) -> RestoreResult:
+                  replace: Callable[[str], None] | None = None, ignore_checksums: bool = False) -> RestoreResult:
     """Build the database described by `plan` at `output`. `replace`, when given, is called with the output
     path just before the finished database is renamed over it (used by -force to remove stale sidecars only
-    once the new database is complete, so a failed restore never destroys the old one)."""
+    once the new database is complete, so a failed restore never destroys the old one).
+
+    A database checksum that does not add up raises ChecksumMismatch, unless ignore_checksums: then the
+    database is restored and the mismatch reported in the result (the caller checks its integrity). The
+    files' own CRCs are verified either way."""
+    mismatch: list[str] = []
+
+    def sum_mismatch(e: ChecksumMismatch) -> None:
+        if not ignore_checksums:
+            raise e
+        mismatch.append(e.detail)
+
     start = time.monotonic()
     out_dir = os.path.dirname(os.path.abspath(output))
     os.makedirs(out_dir, exist_ok=True)
@@ -396,7 +419,10 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
         _trust_commit(files)
         last = files[-1].header
         reserved = [decode_reserved(f.header_bytes) for f in files]
-        _check_sum_chain(files, reserved)
+        try:
+            _check_sum_chain(files, reserved)
+        except ChecksumMismatch as e:
+            sum_mismatch(e)
         track_sum = last.has_checksums or reserved[-1] is not None
         fd, tmp_path = _create_temp(out_dir, output)
         try:
@@ -416,9 +442,9 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
             if track_sum:
                 want = applier.post_apply[files[-1].info] if last.has_checksums else reserved[-1].post_apply
                 if (applier.out_sum | CHECKSUM_FLAG) != want:
-                    raise RestoreError(f"decode database: restored database checksum "
-                                       f"{applier.out_sum | CHECKSUM_FLAG:016x} does not match {want:016x} "
-                                       f"recorded in {files[-1].info.name}")
+                    sum_mismatch(ChecksumMismatch(f"decode database: restored database checksum "
+                                                  f"{applier.out_sum | CHECKSUM_FLAG:016x} does not match "
+                                                  f"{want:016x} recorded in {files[-1].info.name}"))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -428,7 +454,7 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
         tmp_path = None
         fsync_dir(out_dir)
         return RestoreResult(plan[-1].max_txid, last.page_size, last.commit, len(files),
-                             applier.bytes_written, time.monotonic() - start)
+                             applier.bytes_written, time.monotonic() - start, "; ".join(mismatch) or None)
     except OSError as e:
         raise RestoreError(f"restore {output}: {e.strerror or e}") from None
     finally:
@@ -444,10 +470,13 @@ def integrity_check(path: str, mode: str) -> None:
     import apsw
 
     pragma = {"quick": "quick_check", "full": "integrity_check"}[mode]
-    conn = apsw.Connection(f"file:{path}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     try:
-        rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
-    finally:
-        conn.close()
+        conn = apsw.Connection(f"file:{path}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        try:
+            rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
+        finally:
+            conn.close()
+    except apsw.Error as e:  # so damaged that the check itself cannot run
+        raise RestoreError(f"post-restore integrity check: {e}") from None
     if rows != ["ok"]:
         raise RestoreError("post-restore integrity check: " + "; ".join(str(r) for r in rows[:5]))

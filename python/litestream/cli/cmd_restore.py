@@ -123,6 +123,7 @@ def run(args: list[str], name: str = "restore") -> int:
     fs.bool("f", False, "follow mode")
     fs.duration("follow-interval", FOLLOW_INTERVAL_NS, "polling interval for follow mode")
     fs.string("integrity-check", "none", "post-restore integrity check: none, quick, or full")
+    fs.bool("ignore-checksums", False, "restore even when the database checksums do not add up")
     opts = fs.parse(args)
     if not opts.args or opts.args[0] == "":
         raise CommandError("database path or replica URL required",
@@ -200,7 +201,10 @@ def run(args: list[str], name: str = "restore") -> int:
                     logs.info("no matching backups found")
                     return 0
                 raise
-            restore_files(client, plan, output, opts.parallelism, remove_sidecars if replacing else None)
+            result = restore_files(client, plan, output, opts.parallelism, remove_sidecars if replacing else None,
+                                   ignore_checksums=opts["ignore-checksums"])
+            if result.checksum_mismatch:
+                mode = "full"  # the checksum could not vouch for the content: SQLite's own check must
             if mode != "none":
                 try:
                     integrity_check(output, mode)
@@ -210,14 +214,19 @@ def run(args: list[str], name: str = "restore") -> int:
                             os.remove(p)
                     raise
                 log.info("post-restore integrity check passed")
+            if result.checksum_mismatch:
+                log.warn("restored despite a database checksum mismatch; integrity_check passed, but the "
+                         "database may not be exactly the recorded state", error=result.checksum_mismatch)
         except _Terminated:
             raise CommandError("restore interrupted by SIGTERM; no output was written") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
         if opts.json:
-            print_json({"db_path": output, "replica": client.type,
-                        "txid": format_txid(opts.txid or plan[-1].max_txid),
-                        "duration_ms": int((time.monotonic() - start) * 1000), "integrity_check": mode})
+            summary = {"db_path": output, "replica": client.type, "txid": format_txid(opts.txid or plan[-1].max_txid),
+                       "duration_ms": int((time.monotonic() - start) * 1000), "integrity_check": mode}
+            if result.checksum_mismatch:
+                summary["checksum_mismatch"] = result.checksum_mismatch
+            print_json(summary)
         return 0
     except RestoreError as e:
         raise CommandError(str(e)) from None

@@ -350,6 +350,11 @@ Arguments:
 	    MODE is one of: none, quick, full.
 	    Defaults to none.
 
+	-ignore-checksums
+	    Restore even when the database checksums recorded in the LTX
+	    files do not add up (each file's own CRC is still verified).
+	    A full integrity check then runs, and the mismatch is reported.
+
 
 Examples:
 
