@@ -8,4 +8,4 @@ cd "$repo"
 bash ci/install.sh --test
 bash ci/install-reference.sh 0.5.17
 "$python" -m ruff check python tests bench
-"$python" -m pytest -q "$@"
+"$python" -m pytest -q --durations=25 "$@"
