@@ -1,4 +1,4 @@
-"""The crash loop's application: `python -m tests.reliability.crash_writer DB SEED PAGE_SIZE [RATE]`.
+"""The crash loop's application: `python -m tests.reliability.crash_writer DB SEED PAGE_SIZE RATE VERSION`.
 
 A real SQLite writer as an application runs one: apsw, WAL, synchronous=NORMAL, SQLite's default
 autocheckpoint (1000 pages), 1% of its commits followed by its own wal_checkpoint(PASSIVE). It commits
@@ -16,7 +16,7 @@ import time
 
 import apsw
 
-from tests.reliability.crashload import SCHEMA, State, apply, payload_hash, plan
+from tests.reliability.crashload import SCHEMA, State, apply, payload_hash, plan, workload_version
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -32,8 +32,12 @@ def load_state(conn: apsw.Connection) -> State:
 
 
 def main() -> int:
-    path, seed, page_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    rate = float(sys.argv[4]) if len(sys.argv) > 4 else 150.0
+    path, seed, page_size, rate, version = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), \
+        sys.argv[5]
+    if version != workload_version():
+        print(f"crash_writer: workload {workload_version()} is not the checker's {version} (edited during a run?)",
+              file=sys.stderr)
+        return 2
     pending: list[str] = []
     stop = []
     signal.signal(signal.SIGUSR1, lambda *_: pending.append("PASSIVE"))

@@ -8,7 +8,8 @@ died, and the checker can rebuild it for any k.
 
 Each transaction inserts, updates or deletes rows with random 10..5000-byte payloads (sometimes a bulk
 insert large enough to spill to the WAL before it commits) and records k and the next row id in `meta`.
-Each row stores the sha256 of its payload, so a restored row proves its own bytes."""
+Each row stores the sha256 of its payload, so a restored row proves its own bytes. Past MAX_ROWS rows,
+deletes outweigh inserts, so that a long run keeps a steady database size (~10 MB)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, v INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO meta(name, v) VALUES ('seq', 0), ('next_id', 1)",
 )
+MAX_ROWS = 4000
+
+
+def workload_version() -> str:
+    """A hash of this file: the writer and the checker must replay the same workload."""
+    with open(__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def payload_hash(payload: bytes) -> str:
@@ -50,11 +58,7 @@ class State:
 
     def pick(self, rng: random.Random) -> int | None:
         """An existing row, chosen from the state alone (so writer and checker pick the same one)."""
-        if not self.ids:
-            return None
-        target = rng.randint(1, max(1, self.next_id - 1))
-        i = bisect.bisect_left(self.ids, target)
-        return self.ids[i if i < len(self.ids) else 0]
+        return self.ids[rng.randrange(len(self.ids))] if self.ids else None
 
 
 def plan(seed: int, state: State) -> list[Action]:
@@ -64,9 +68,10 @@ def plan(seed: int, state: State) -> list[Action]:
     r = rng.random()
     actions: list[Action] = []
     next_id = state.next_id
+    crowded = len(state.ids) > MAX_ROWS
     if r < 0.004:
         n, sizes = rng.randint(40, 120), (2000, 5000)  # a bulk insert: spills before it commits
-    elif r < 0.45 or len(state.ids) < 20:
+    elif r < (0.30 if crowded else 0.45) or len(state.ids) < 20:
         n, sizes = rng.randint(1, 3), (10, 5000)
     else:
         n = 0
@@ -75,13 +80,18 @@ def plan(seed: int, state: State) -> list[Action]:
         next_id += 1
     if n == 0:
         row = state.pick(rng)
-        if r < 0.80:
+        if r < (0.55 if crowded else 0.80):
             actions.append(Action("update", row, rng.randbytes(rng.randint(10, 5000))))
             other = state.pick(rng)
             if rng.random() < 0.3 and other != row:
                 actions.append(Action("update", other, rng.randbytes(rng.randint(10, 5000))))
         else:
-            actions.append(Action("delete", row))
+            gone = {row}
+            for _ in range(2 if crowded else 0):
+                other = state.pick(rng)
+                if other not in gone:
+                    gone.add(other)
+            actions.extend(Action("delete", g) for g in sorted(gone))
     return actions
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import random
 import re
@@ -36,7 +37,7 @@ import apsw
 
 from tests.interop.workload import integrity_ok
 from tests.refbin import ref_env, reference_binary
-from tests.reliability.crashload import Replayer, payload_hash
+from tests.reliability.crashload import Replayer, payload_hash, workload_version
 
 REPO = Path(__file__).resolve().parents[2]
 TXID_RE = re.compile(r'msg=(?:sync|"snapshot written to l0") .*?txid=([0-9a-f]{16})')
@@ -95,6 +96,7 @@ class CrashLoop:
         self.seed, self.samples, self.rate = seed, samples, rate
         self.rng = random.Random(seed)
         self.replayer = Replayer(seed)
+        self.version = workload_version()
         self.report = Report()
         self.say = log
         self.writer: subprocess.Popen | None = None
@@ -112,7 +114,7 @@ class CrashLoop:
     def start_writer(self) -> None:
         self.writer = subprocess.Popen(
             [sys.executable, "-m", "tests.reliability.crash_writer", str(self.db), str(self.seed),
-             str(self.page_size), str(self.rate)], cwd=REPO, stdout=subprocess.DEVNULL,
+             str(self.page_size), str(self.rate), self.version], cwd=REPO, stdout=subprocess.DEVNULL,
             stderr=open(self.dir / "writer.err", "ab"))  # noqa: SIM115 - the child owns it
 
     def writer_alive(self) -> bool:
@@ -124,7 +126,7 @@ class CrashLoop:
         if self.writer.poll() is None:
             self.writer.send_signal(sig)
         rc = self.writer.wait(timeout=60)
-        if rc not in (0, -signal.SIGKILL):
+        if rc not in (0, -sig):  # -SIGTERM: stopped before its handler was in place
             self.fail(f"writer exited with {rc}: {self._tail(self.dir / 'writer.err')}")
         self.writer = None
 
@@ -238,7 +240,7 @@ class CrashLoop:
             results.append((txid, self.check_txid(txid, targets[txid], source if txid is None else None)))
         # Later TXIDs never hold an earlier prefix.
         seqs = [(t, s) for t, s in results if s is not None]
-        for (t1, s1), (t2, s2) in zip(seqs, seqs[1:], strict=False):
+        for (t1, s1), (t2, s2) in itertools.pairwise(seqs):
             if s2 < s1:
                 self.fail(f"TXID {t2} holds seq {s2}, before TXID {t1}'s {s1}")
         self.say(f"  check after cycle {self.report.cycles}: {self.report.line()}")

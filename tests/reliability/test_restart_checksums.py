@@ -83,6 +83,27 @@ class Rig:
     def start_app(self) -> None:
         self.app = AppProcess(self.path, self.page_size)
 
+    def crash_both_after_app_checkpoint(self, first: int, last: int) -> None:
+        """The replicator is killed, the application changes rows first..last (pages only the database file
+        held), copies them into the database file with its own checkpoint and is killed as well; then the
+        replicator starts again and syncs."""
+        self.stop_replicator()
+        self.app.update(first, last)
+        self.app.checkpoint("PASSIVE")
+        self.kill_app()
+        self.start_replicator()
+        self.sync()
+
+    def resume_and_check(self, since: int) -> None:
+        """After the crash: sync, let a new application write on, sync again; both tools restore every TXID,
+        and nothing after `since` needed a snapshot (the WAL still held every frame)."""
+        self.sync()
+        self.start_app()
+        self.app.insert(2)
+        self.sync()
+        self.check_all(reference=True)
+        assert self.snapshots_after(since) == []
+
     def snapshots_after(self, txid: int) -> list[tuple[int, str]]:
         return [s for s in self.snapshots if s[0] > txid]
 
@@ -158,13 +179,7 @@ def test_app_checkpoints_past_our_position_then_both_are_killed(rig_factory, pag
     assert rig.db.open()
     backfill, attempted = _copy_counters(rig.path)
     assert backfill == 0 and attempted > 0  # the index was rebuilt: nBackfill says nothing any more
-    rig.sync()
-    rig.start_app()
-    rig.app.insert(2)
-    rig.sync()
-    rig.check_all(reference=True)
-    # The WAL still held every frame, so no snapshot was needed: the checksum was computed afresh.
-    assert rig.snapshots_after(before) == []
+    rig.resume_and_check(before)  # the checksum was computed afresh from the database file
 
 
 @pytest.mark.parametrize("page_size", PAGE_SIZES)
@@ -183,12 +198,7 @@ def test_wal_restarted_and_checkpointed_by_the_app_then_both_are_killed(rig_fact
     rig.app.checkpoint("PASSIVE")  # and copies the new generation into the database file
     rig.kill_app()
     rig.start_replicator()
-    rig.sync()
-    rig.start_app()
-    rig.app.insert(2)
-    rig.sync()
-    rig.check_all(reference=True)
-    assert rig.snapshots_after(before) == []
+    rig.resume_and_check(before)
 
 
 def test_both_killed_without_app_checkpoint_continues_incrementally(rig_factory):
@@ -257,10 +267,10 @@ def test_app_checkpoint_during_first_sync_is_held_off(rig_factory, monkeypatch):
     rig.check_all()
 
 
-def test_lost_lock_and_app_checkpoint_during_sync_discards_the_file(rig_factory, monkeypatch):
+def test_lost_lock_and_app_checkpoint_during_sync_discards_the_file(rig_factory, monkeypatch, capsys):
     """Without the lock (another process kept it, or SQLite in our process let it go), a checkpoint that
     copies frames past our position while the L0 file is encoded is caught before the file is renamed
-    into place, and a snapshot is taken instead."""
+    into place; the sync is then re-based (its checksum computed from the whole state), not snapshotted."""
     rig = rig_factory()
     rig.sync()
     before = rig.db.txid
@@ -269,13 +279,41 @@ def test_lost_lock_and_app_checkpoint_during_sync_discards_the_file(rig_factory,
     rig.start_replicator()
     monkeypatch.setattr(shm.WalIndex, "hold", lambda self, wait_s=0.0: False)
     fired = _hook_checksum_pages(monkeypatch, lambda: rig.app.checkpoint("PASSIVE"))
+    capsys.readouterr()
     rig.sync()
     assert fired and fired[0][0] == 0 and fired[0][2] > 0  # the checkpoint copied frames under us
-    assert [reason for _, reason in rig.snapshots_after(before)] == ["database file changed during sync"]
+    out = capsys.readouterr().out
+    assert "database file changed during sync" in out and "database checksum recomputed" in out
+    assert rig.snapshots_after(before) == [] and rig.db.txid == before + 1
     assert not [n for n in os.listdir(rig.db.meta.level_dir(0)) if n.endswith(".tmp")]
     monkeypatch.undo()
     rig.app.insert(1)
     rig.sync()
+    rig.check_all()
+
+
+def test_wal_restarted_during_a_rebase_takes_a_snapshot(rig_factory, monkeypatch):
+    """If even the re-based file's guard fails (here: the WAL index no longer matches the WAL header it was
+    planned with, as after a restart of the WAL), the sync takes a snapshot."""
+    rig = rig_factory()
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(1, 20)
+    rig.app.checkpoint("PASSIVE")
+    rig.kill_app()
+    rig.start_replicator()
+    real = shm.WalIndex.info
+    calls = []
+
+    def info(self, wal_header):
+        calls.append(1)
+        return None if len(calls) > 1 else real(self, wal_header)  # vouches for nothing after the plan
+
+    monkeypatch.setattr(shm.WalIndex, "info", info)
+    rig.sync()
+    monkeypatch.undo()
+    assert [reason for _, reason in rig.snapshots_after(before)] == ["database file changed during sync"]
     rig.check_all()
 
 
@@ -397,12 +435,7 @@ def test_snapshot_for_a_replica_after_both_killed(rig_factory, tmp_path):
     from this generation's frames and the database file: after a recovery too."""
     rig = rig_factory()
     rig.sync()
-    rig.stop_replicator()
-    rig.app.update(1, 40)
-    rig.app.checkpoint("PASSIVE")
-    rig.kill_app()
-    rig.start_replicator()
-    rig.sync()
+    rig.crash_both_after_app_checkpoint(1, 40)
     for t in range(1, rig.db.txid):
         os.remove(rig.db.meta.l0_path(t))  # as L0 retention will
     late = tmp_path / "late"
@@ -465,12 +498,7 @@ def test_header_of_rebased_file_chains(rig_factory):
     rig = rig_factory()
     rig.sync()
     prev = decode_reserved(_header_bytes(rig.db.meta.l0_path(rig.db.txid))).post_apply
-    rig.stop_replicator()
-    rig.app.update(1, 10)
-    rig.app.checkpoint("PASSIVE")
-    rig.kill_app()
-    rig.start_replicator()
-    rig.sync()
+    rig.crash_both_after_app_checkpoint(1, 10)
     raw = _header_bytes(rig.db.meta.l0_path(rig.db.txid))
     sums = decode_reserved(raw)
     assert sums.pre_apply == prev and Header.decode(raw).min_txid == rig.db.txid

@@ -29,14 +29,15 @@ again once the file is encoded and before it is renamed into place:
   alone is no evidence). This always holds while we run, because our read transaction pins the WAL at or
   before the synced position;
 * or, when the index cannot vouch (after a recovery, typically: we and the application were both
-  killed, and the application may have checkpointed in between), SQLite's checkpoint lock is taken so
-  that no other process copies anything into the file until the L0 is written. Then the file is read
-  once: the new file's post-apply checksum is computed from the whole state (the database file overlaid
-  with this generation's frames up to the new position) instead of rolled forward, which is right
-  whatever the file held. When the old generation's end cannot be proven, the same read must instead
-  show the file equals the recorded state.
+  killed, and the application may have checkpointed in between), the new file is re-based: its
+  post-apply checksum is computed from the whole state (the database file overlaid with this
+  generation's frames up to the end of the WAL) instead of rolled forward, which is right whatever the
+  file held, at the cost of one read of the database file;
+* when even the old generation's end cannot be proven, a checksum of the database file must show it
+  holds exactly the recorded state, with SQLite's checkpoint lock held until the file is written.
 
-A file whose guard no longer holds at the end is discarded, and the sync takes a snapshot instead."""
+A file whose guard no longer holds at the end is discarded; the sync is re-based, and if that cannot be
+done either, takes a snapshot."""
 
 from __future__ import annotations
 
@@ -127,20 +128,34 @@ class _CopyBound(_Guard):
 
 
 @dataclass
+class _Rebase(_Guard):
+    """The WAL index cannot tell what the database file holds past our position, so the next L0 is not
+    rolled forward: its post-apply checksum is computed from the whole state at the end of its scan (the
+    database file overlaid with this generation's frames up to there; see Syncer._write). No lock is
+    needed for that: the only pages taken from the file are those no frame up to the scan end touches,
+    which no checkpoint writes, and no checkpoint copies past our read transaction, which pins the WAL
+    at or before the scan end. It holds while the index, for the same salts, shows nothing was set out to
+    be copied past the scan end (end_frames, known once the WAL is scanned)."""
+
+    idx: WalIndex
+    raw_hdr: bytes
+    end_frames: int = -1
+
+    def holds(self) -> bool:
+        return self.end_frames >= 0 and _CopyBound(self.idx, self.raw_hdr, self.end_frames).holds()
+
+
+@dataclass
 class _Frozen(_Guard):
     """SQLite's checkpoint lock is held, so the database file stays as it was when it was taken. That
     still stands if the lock is still ours (taking it again succeeds at once; had it been lost, a
     checkpoint of another process in progress would have it) and the copy counters did not move (a
-    checkpoint that copied anything in between advanced nBackfill).
-
-    rebase: the WAL index cannot tell what the file holds, so the L0's post-apply checksum is computed
-    from the whole state rather than rolled forward (see Syncer._write)."""
+    checkpoint that copied anything in between advanced nBackfill)."""
 
     idx: WalIndex
     raw_hdr: bytes
     before: WalIndexInfo
     took_lock: bool
-    rebase: bool
 
     def holds(self) -> bool:
         if not self.idx.hold():
@@ -203,13 +218,17 @@ class Syncer:
     def sync(self, walfd: int, dbfd: int) -> SyncResult | None:
         """Write the next L0 file if there is anything new (or a snapshot is due). None when idle."""
         try:
-            return self._sync(walfd, dbfd)
+            return self._sync(walfd, dbfd, rebase=False)
+        except _DBFileChanged:
+            self.log.info("database file changed during sync; its checksum is recomputed")
+        try:
+            return self._sync(walfd, dbfd, rebase=True)
         except _DBFileChanged:
             self.log.warn("database file changed during sync; taking a snapshot instead")
             self.force_snapshot = "database file changed during sync"
-            return self._sync(walfd, dbfd)
+            return self._sync(walfd, dbfd, rebase=False)
 
-    def _sync(self, walfd: int, dbfd: int) -> SyncResult | None:
+    def _sync(self, walfd: int, dbfd: int, rebase: bool) -> SyncResult | None:
         raw_hdr = os.pread(walfd, WAL_HEADER_SIZE, 0)
         hdr_t = core.wal_header_parse(raw_hdr)
         if hdr_t is None:
@@ -217,12 +236,12 @@ class Syncer:
         hdr = wal.WALHeader(*hdr_t)
         if self.page_size and hdr.page_size != self.page_size:
             raise SyncError(f"wal page size {hdr.page_size} does not match database page size {self.page_size}")
-        start, reason, guard = self._plan(walfd, dbfd, hdr, raw_hdr)
+        start, reason, guard = self._plan(walfd, dbfd, hdr, raw_hdr, rebase)
         try:
             snapshot = reason is not None
             # A re-based file covers everything up to the end of the WAL: the database file may hold frames
             # up to there, and the whole state is only known at a point past all of them.
-            whole = snapshot or (isinstance(guard, _Frozen) and guard.rebase)
+            whole = snapshot or isinstance(guard, _Rebase)
             try:
                 scan = wal.scan(walfd, hdr, start, hdr.salts if start == WAL_HEADER_SIZE else self.pos.salts,
                                 0 if whole else self.max_sync_wal_bytes)
@@ -236,9 +255,10 @@ class Syncer:
             if guard is not None:
                 guard.close()
 
-    def _plan(self, walfd: int, dbfd: int, hdr: wal.WALHeader,
-              raw_hdr: bytes) -> tuple[int, str | None, _Guard | None]:
-        """(start offset, snapshot reason or None for incremental, the guard of an incremental sync)."""
+    def _plan(self, walfd: int, dbfd: int, hdr: wal.WALHeader, raw_hdr: bytes,
+              rebase: bool) -> tuple[int, str | None, _Guard | None]:
+        """(start offset, snapshot reason or None for incremental, the guard of an incremental sync).
+        rebase: re-base even where the WAL index would vouch (the last attempt found it changing)."""
         if self.force_snapshot:
             return WAL_HEADER_SIZE, self.force_snapshot, None
         if self.txid == 0:
@@ -254,19 +274,16 @@ class Syncer:
                 return WAL_HEADER_SIZE, "wal truncated by another process", None
             if not self._chain_ok(walfd, hdr):
                 return WAL_HEADER_SIZE, "wal frames do not match the last synced position", None
-            guard = self._db_file_guard(raw_hdr, wal_frames_at(hdr.page_size, p.end))
-            if guard is None:
-                return WAL_HEADER_SIZE, "checkpoint lock busy; the database file cannot be checked", None
-            return p.end, None, guard
+            return p.end, None, self._db_file_guard(raw_hdr, wal_frames_at(hdr.page_size, p.end), rebase)
         # A new generation: the old one must have ended at our position (the database file then held
         # exactly the state there when the WAL restarted). Our own sealed checkpoint or the old
         # generation's tail show that; otherwise a checksum of the database file must show it holds that
         # state, which also shows nothing of the new generation was copied into it.
         if (self.sealed == (p.salts, p.end) and hdr.salt1 == (p.salts[0] + 1) & 0xFFFFFFFF) or \
                 self._restart_proven_by_tail(walfd, hdr, wal_size):
-            guard = self._db_file_guard(raw_hdr, 0)
+            guard = self._db_file_guard(raw_hdr, 0, rebase)
         else:
-            guard = self._locked_guard(raw_hdr, rebase=False)
+            guard = self._locked_guard(raw_hdr)
             if guard is not None and self._state_checksum(walfd, dbfd, p.commit, None) != self.db_sum:
                 guard.close()
                 guard = None
@@ -321,15 +338,15 @@ class Syncer:
 
     # ------------------------------------------------------------------------------ database-file proofs
 
-    def _db_file_guard(self, raw_hdr: bytes, frames: int) -> _Guard | None:
+    def _db_file_guard(self, raw_hdr: bytes, frames: int, rebase: bool) -> _Guard:
         """The WAL index shows the database file holds nothing past frame `frames` of this generation; or,
-        when it cannot, the file is frozen (checkpoint lock) and the next L0 re-bases the checksum."""
+        when it cannot (or rebase), the next L0 re-bases the checksum."""
         bound = _CopyBound(self.idx, raw_hdr, frames)
-        if bound.holds():
+        if not rebase and bound.holds():
             return bound
-        return self._locked_guard(raw_hdr, rebase=True)
+        return _Rebase(self.idx, raw_hdr)
 
-    def _locked_guard(self, raw_hdr: bytes, rebase: bool) -> _Frozen | None:
+    def _locked_guard(self, raw_hdr: bytes) -> _Frozen | None:
         """Hold SQLite's checkpoint lock (waiting for a checkpoint in progress to end) until the L0 file is
         written, so that no other process copies frames into the database file meanwhile."""
         took = not self.idx.held
@@ -341,7 +358,7 @@ class Syncer:
             if took:
                 self.idx.release()
             return None
-        return _Frozen(self.idx, raw_hdr, before, took, rebase)
+        return _Frozen(self.idx, raw_hdr, before, took)
 
     def _state_checksum(self, walfd: int, dbfd: int, commit: int, overlay: dict[int, int] | None) -> int | None:
         """Database checksum of pages 1..commit as the database file and overlay (pgno -> WAL frame offset,
@@ -414,12 +431,11 @@ class Syncer:
         # Database checksum: take out the old versions of the pages this file replaces or drops (they are
         # in frames of this generation we synced before, or in the database file), add the new versions.
         # Or, re-basing, compute it from the whole new state.
-        rebase = isinstance(guard, _Frozen) and guard.rebase
         old_xor = 0
         rebased: int | None = None
-        if rebase:
-            info = self.idx.info(guard.raw_hdr)
-            if info is None or info.copied_upto > wal_frames_at(ps, scan.end):
+        if isinstance(guard, _Rebase):
+            guard.end_frames = wal_frames_at(ps, scan.end)
+            if not guard.holds():
                 raise _DBFileChanged  # frames past the end of our scan were copied: no state to sum up
             overlay = dict(self.gen_map)  # this generation's synced frames ({} just after a restart)
             overlay.update(zip(scan.pgnos, scan.offsets, strict=True))
