@@ -11,10 +11,7 @@ every committed frame since the last synced position is still readable:
 * the WAL was restarted once (salt-1 advanced by one) by our own checkpoint, which ran with writers
   locked out after syncing everything;
 * the WAL was restarted once by someone else, but the old generation's frames after our position are
-  still in the file and show that nothing was committed after it; or show what was committed after it,
-  all of it still readable because the new generation has not reached our position yet (the chain ends
-  at a frame that is there and is not its continuation, not at the end of the file), and then that
-  tail and the new generation go into one L0;
+  still in the file and show that nothing was committed after it;
 * the database file's checksum equals the checksum we recorded at the synced position, so the database
   file is exactly the state we replicated and the new WAL generation applies on top of it.
 
@@ -142,7 +139,6 @@ class _Rebase(_Guard):
 
     idx: WalIndex
     raw_hdr: bytes
-    tail: wal.WALScan | None = None  # the old generation's frames past our position, to go in the same file
     end_frames: int = -1
 
     def holds(self) -> bool:
@@ -252,7 +248,7 @@ class Syncer:
             except wal.PrevFrameMismatch:
                 scan, snapshot, reason = wal.scan(walfd, hdr), True, "wal frames changed under the synced position"
                 start = WAL_HEADER_SIZE
-            if not snapshot and scan.end == start and not (isinstance(guard, _Rebase) and guard.tail):
+            if not snapshot and scan.end == start:
                 return None
             return self._write(walfd, dbfd, hdr, start, scan, snapshot, reason, None if snapshot else guard)
         finally:
@@ -283,17 +279,9 @@ class Syncer:
         # exactly the state there when the WAL restarted). Our own sealed checkpoint or the old
         # generation's tail show that; otherwise a checksum of the database file must show it holds that
         # state, which also shows nothing of the new generation was copied into it.
-        sealed = self.sealed == (p.salts, p.end) and hdr.salt1 == (p.salts[0] + 1) & 0xFFFFFFFF
-        proven, tail = (True, None) if sealed else self._old_generation_end(walfd, hdr, wal_size)
-        if proven and tail is None:
+        if (self.sealed == (p.salts, p.end) and hdr.salt1 == (p.salts[0] + 1) & 0xFFFFFFFF) or \
+                self._restart_proven_by_tail(walfd, hdr, wal_size):
             guard = self._db_file_guard(raw_hdr, 0, rebase)
-        elif proven:
-            # The old generation went on past our position, and was copied into the database file before the
-            # WAL restarted: its tail and the new generation go into one re-based file. The position moves to
-            # the new generation only once that file is written (a retry must not lose the tail).
-            self.log.info("wal restarted by another process; replicating the old generation's tail",
-                          frames=wal_frames_at(hdr.page_size, tail.end) - wal_frames_at(hdr.page_size, p.end))
-            return WAL_HEADER_SIZE, None, _Rebase(self.idx, raw_hdr, tail)
         else:
             guard = self._locked_guard(raw_hdr)
             if guard is not None and self._state_checksum(walfd, dbfd, p.commit, None) != self.db_sum:
@@ -329,28 +317,24 @@ class Syncer:
         self.gen_map_ok = True
         return True
 
-    def _old_generation_end(self, walfd: int, hdr: wal.WALHeader, wal_size: int) -> tuple[bool, wal.WALScan | None]:
-        """After one restart by someone else: (proven, tail). Proven when the old generation provably ended
-        at our position (tail None), or after a tail of committed frames past it that is all still in the
-        file (tail: their scan). The evidence must be in the file: our last synced frame untouched by the new
-        generation, and the old chain after it ending at a whole frame that does not continue it (the end of
-        the file could be a truncation that cut the chain)."""
+    def _restart_proven_by_tail(self, walfd: int, hdr: wal.WALHeader, wal_size: int) -> bool:
+        """One restart by someone else: prove the old generation ended at our position. The evidence must
+        still be in the file: our last synced frame untouched by the new generation, and beyond it (the
+        file must go on past it, or a truncation could have hidden frames) no frame of the old one."""
         p = self.pos
         fsz = 24 + hdr.page_size
         if hdr.salt1 != (p.salts[0] + 1) & 0xFFFFFFFF or p.end == WAL_HEADER_SIZE or wal_size <= p.end:
-            return False, None
-        if wal.scan(walfd, hdr, WAL_HEADER_SIZE, hdr.salts).valid_end > p.end - fsz:
-            return False, None  # the new generation reached our last frame: older frames may have been replaced
+            return False
+        new_gen = wal.scan(walfd, hdr, WAL_HEADER_SIZE, hdr.salts)
+        if new_gen.valid_end > p.end - fsz:
+            return False  # the new generation reached our last frame: older frames may have been replaced
         prev = os.pread(walfd, 24, p.end - fsz)
+        if len(prev) < 24 or prev[8:16] != _salt_bytes(p.salts):
+            return False
         if p.chain is not None and (int.from_bytes(prev[16:20], "big"), int.from_bytes(prev[20:24], "big")) != p.chain:
-            return False, None
-        try:
-            tail = wal.scan(walfd, hdr, p.end, p.salts)  # checks the frame before p.end carries the old salts
-        except wal.PrevFrameMismatch:
-            return False, None
-        if wal_size < tail.valid_end + fsz:
-            return False, None
-        return True, (tail if tail.end > p.end else None)
+            return False
+        nxt = os.pread(walfd, 24, p.end)
+        return not (len(nxt) == 24 and nxt[8:16] == _salt_bytes(p.salts))  # else: frames we never saw
 
     # ------------------------------------------------------------------------------ database-file proofs
 
@@ -442,14 +426,7 @@ class Syncer:
         ps = hdr.page_size
         txid = self.txid + 1
         db_pages = os.fstat(dbfd).st_size // ps
-        tail = guard.tail if isinstance(guard, _Rebase) else None
-        pgnos, offsets = scan.pgnos, scan.offsets
-        if tail is not None:  # the old generation's tail, under this generation's frames
-            merged = tail.page_map()
-            merged.update(zip(scan.pgnos, scan.offsets, strict=True))
-            pgnos = array("I", sorted(merged))
-            offsets = array("Q", [merged[k] for k in pgnos])
-        commit = scan.commit or (tail.commit if tail is not None else 0) or (db_pages if snapshot else self.pos.commit)
+        commit = scan.commit or (db_pages if snapshot else self.pos.commit)
         prev_commit = 0 if snapshot else self.pos.commit
         # Database checksum: take out the old versions of the pages this file replaces or drops (they are
         # in frames of this generation we synced before, or in the database file), add the new versions.
@@ -460,9 +437,8 @@ class Syncer:
             guard.end_frames = wal_frames_at(ps, scan.end)
             if not guard.holds():
                 raise _DBFileChanged  # frames past the end of our scan were copied: no state to sum up
-            # This generation's synced frames ({} just after a restart; the old generation's no longer count).
-            overlay = {} if tail is not None else dict(self.gen_map)
-            overlay.update(zip(pgnos, offsets, strict=True))
+            overlay = dict(self.gen_map)  # this generation's synced frames ({} just after a restart)
+            overlay.update(zip(scan.pgnos, scan.offsets, strict=True))
             rebased = self._state_checksum(walfd, dbfd, commit, overlay)
             if rebased is None:
                 raise _DBFileChanged
@@ -487,7 +463,7 @@ class Syncer:
             enc.write_header(header)
             # Growth pages the WAL does not hold come from the database file (all pages for a snapshot).
             db_from = 1 if snapshot else (prev_commit + 1 if commit > prev_commit else 0)
-            enc.write_wal_pages(walfd, dbfd, pgnos, offsets, commit, db_from, commit)
+            enc.write_wal_pages(walfd, dbfd, scan.pgnos, scan.offsets, commit, db_from, commit)
             new_xor = enc.page_sum
             if rebased is not None:
                 post = rebased
@@ -511,7 +487,7 @@ class Syncer:
         self.db_sum = result["post"]
         self.force_snapshot = None
         self.sealed = None
-        return SyncResult(txid, snapshot, reason, start, scan.end - start, len(pgnos), size, scan.limited)
+        return SyncResult(txid, snapshot, reason, start, scan.end - start, len(scan.pgnos), size, scan.limited)
 
 
 def _salt_bytes(salts: tuple[int, int]) -> bytes:
