@@ -58,8 +58,8 @@ def read_header(fd: int) -> WALHeader | None:
 
 
 def scan(fd: int, header: WALHeader, start: int = HEADER_SIZE, salts: tuple[int, int] | None = None,
-         max_bytes: int = 0) -> WALScan:
-    """Committed pages from `start` on (raises PrevFrameMismatch when the frame before `start` does not
-    carry `salts`)."""
+         max_bytes: int = 0, end_limit: int = 0) -> WALScan:
+    """Committed pages from `start` on, reading no frame that ends past end_limit (0: no limit); raises
+    PrevFrameMismatch when the frame before `start` does not carry `salts`."""
     s1, s2 = salts if salts is not None else header.salts
-    return WALScan(**core.wal_scan(fd, tuple(header), start, s1, s2, max_bytes))
+    return WALScan(**core.wal_scan(fd, tuple(header), start, s1, s2, max_bytes, end_limit))

@@ -781,9 +781,11 @@ def wal_checksum(data, bint big_endian, uint32_t s0=0, uint32_t s1=0):
     return (s0, s1)
 
 
-def wal_scan(int fd, header, uint64_t start, uint32_t salt1, uint32_t salt2, uint64_t max_bytes=0):
-    """Scan committed frames from `start`. Returns a dict with pgnos (array 'I'), offsets (array 'Q') of
-    the latest committed frame of each page, and start/end/commit/s0/s1/n_frames/n_commits/valid_end/limited."""
+def wal_scan(int fd, header, uint64_t start, uint32_t salt1, uint32_t salt2, uint64_t max_bytes=0,
+             uint64_t end_limit=0):
+    """Scan committed frames from `start` (no frame ending past end_limit, when non-zero). Returns a dict
+    with pgnos (array 'I'), offsets (array 'Q') of the latest committed frame of each page, and
+    start/end/commit/s0/s1/n_frames/n_commits/valid_end/limited."""
     cdef ltx_wal_header h
     cdef ltx_wal_scan s
     cdef char err[256]
@@ -792,7 +794,7 @@ def wal_scan(int fd, header, uint64_t start, uint32_t salt1, uint32_t salt2, uin
     err[0] = 0
     (h.magic, h.version, h.page_size, h.checkpoint_seq, h.salt1, h.salt2, h.cksum1, h.cksum2) = header
     with nogil:
-        rc = ltx_wal_scan_fd(fd, &h, start, salt1, salt2, max_bytes, &s, err, sizeof(err))
+        rc = ltx_wal_scan_fd(fd, &h, start, salt1, salt2, max_bytes, end_limit, &s, err, sizeof(err))
     if rc == LTX_EPREV:
         raise PrevFrameMismatch(err.decode("utf-8", "replace"), "prev-frame")
     if rc:

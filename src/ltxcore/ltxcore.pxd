@@ -151,7 +151,7 @@ cdef extern from "wal.h" nogil:
     int ltx_wal_header_parse(const uint8_t *buf, size_t n, ltx_wal_header *h, char *err, size_t errlen)
     void ltx_wal_checksum(int big_endian, const uint8_t *p, size_t n, uint32_t *s0, uint32_t *s1)
     int ltx_wal_scan_fd(int fd, const ltx_wal_header *h, uint64_t start_off, uint32_t salt1, uint32_t salt2,
-                        uint64_t max_bytes, ltx_wal_scan *out, char *err, size_t errlen)
+                        uint64_t max_bytes, uint64_t end_limit, ltx_wal_scan *out, char *err, size_t errlen)
     void ltx_wal_scan_free(ltx_wal_scan *s)
     int ltx_checksum_db_fd(int fd, uint32_t page_size, uint32_t commit, uint64_t *out, char *err, size_t errlen)
 

@@ -97,7 +97,7 @@ void ltx_wal_scan_free(ltx_wal_scan *s) {
 }
 
 int ltx_wal_scan_fd(int fd, const ltx_wal_header *h, uint64_t start_off, uint32_t salt1, uint32_t salt2,
-                    uint64_t max_bytes, ltx_wal_scan *out, char *err, size_t errlen) {
+                    uint64_t max_bytes, uint64_t end_limit, ltx_wal_scan *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     const uint64_t fsz = LTX_WAL_FRAME_HEADER_SIZE + (uint64_t)h->page_size;
     const int be = h->magic == WAL_MAGIC_BE;
@@ -147,6 +147,7 @@ int ltx_wal_scan_fd(int fd, const ltx_wal_header *h, uint64_t start_off, uint32_
         size_t nframes = got / fsz;
         if (nframes == 0) break;
         for (size_t i = 0; i < nframes; i++, off += fsz) {
+            if (end_limit && off + fsz > end_limit) { stop = 1; break; }
             const uint8_t *f = buf + i * fsz;
             uint32_t pgno = ltx_be32(f), commit = ltx_be32(f + 4);
             if (pgno == 0 || ltx_be32(f + 8) != salt1 || ltx_be32(f + 12) != salt2) { stop = 1; break; }

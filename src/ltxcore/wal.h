@@ -42,8 +42,12 @@ void ltx_wal_checksum(int big_endian, const uint8_t *p, size_t n, uint32_t *s0, 
 /* Scan frames from start_off (a frame boundary, >= 32) with the given salts. At 32 the chain starts from the
  * header checksum; further in, from the stored checksum of the frame just before start_off, whose salts
  * must match (LTX_EPREV otherwise). max_bytes > 0 stops at the first commit at or past that many bytes. */
+/* end_limit (0: none) is a hard bound: no frame ending past it is read. Replication passes the end of
+ * mxFrame from the WAL index, SQLite's own boundary of what is committed: a writer killed after writing
+ * its commit frame but before updating the index leaves frames that look committed in the file, which
+ * SQLite discards and overwrites. */
 int ltx_wal_scan_fd(int fd, const ltx_wal_header *h, uint64_t start_off, uint32_t salt1, uint32_t salt2,
-                    uint64_t max_bytes, ltx_wal_scan *out, char *err, size_t errlen);
+                    uint64_t max_bytes, uint64_t end_limit, ltx_wal_scan *out, char *err, size_t errlen);
 void ltx_wal_scan_free(ltx_wal_scan *s);
 
 /* Database checksum (LTX rolling checksum) of pages 1..commit of a database file, lock page skipped. */

@@ -34,6 +34,7 @@ from tests.refbin import run_ref
 from tests.reliability.appproc import AppProcess
 
 PAGE_SIZES = [512, 4096]
+UNPROVEN_RESTART = "wal restarted by another process; unreplicated frames cannot be ruled out"
 
 
 class Rig:
@@ -83,6 +84,15 @@ class Rig:
     def start_app(self) -> None:
         self.app = AppProcess(self.path, self.page_size)
 
+    def stop_after_changes(self, first: int, last: int) -> int:
+        """Sync, kill the replicator, then the application changes rows first..last; returns the TXID the
+        replicator had reached."""
+        self.sync()
+        txid = self.db.txid
+        self.stop_replicator()
+        self.app.update(first, last)
+        return txid
+
     def crash_both_after_app_checkpoint(self, first: int, last: int) -> None:
         """The replicator is killed, the application changes rows first..last (pages only the database file
         held), copies them into the database file with its own checkpoint and is killed as well; then the
@@ -98,11 +108,20 @@ class Rig:
         """After the crash: sync, let a new application write on, sync again; both tools restore every TXID,
         and nothing after `since` needed a snapshot (the WAL still held every frame)."""
         self.sync()
-        self.start_app()
+        if self.app.proc.poll() is not None:
+            self.start_app()
         self.app.insert(2)
         self.sync()
         self.check_all(reference=True)
         assert self.snapshots_after(since) == []
+
+    def resume_expecting_snapshot(self, since: int, reason: str) -> None:
+        """After the crash: the replicator starts, its one file since `since` is a snapshot for `reason`,
+        and every TXID restores."""
+        self.start_replicator()
+        self.sync()
+        assert [r for _, r in self.snapshots_after(since)] == [reason]
+        self.check_all()
 
     def snapshots_after(self, txid: int) -> list[tuple[int, str]]:
         return [s for s in self.snapshots if s[0] > txid]
@@ -201,14 +220,83 @@ def test_wal_restarted_and_checkpointed_by_the_app_then_both_are_killed(rig_fact
     rig.resume_and_check(before)
 
 
+@pytest.mark.parametrize("app_killed", [False, True])
+def test_wal_restarted_while_stopped_takes_a_snapshot_even_with_the_old_tail_in_the_file(rig_factory, app_killed):
+    """While we were stopped the application committed more, checkpointed it all and restarted the WAL.
+    The old generation's frames past our position may still be in the file, but they prove nothing: the
+    new generation overwrites them as it grows (while we would be reading them), and a transaction whose
+    writer died between writing its commit frame and updating the WAL index looks committed in the file
+    although SQLite discarded it. So this takes a snapshot, and every TXID restores."""
+    rig = rig_factory()
+    rig.app.update(1, 300)  # an earlier, longer generation: the old chain ends at a frame of it, not at EOF
+    assert rig.app.checkpoint("PASSIVE")[0] == 0
+    rig.app.update(1, 1)  # restarts the WAL
+    rig.sync()
+    rig.app.update(1, 150)  # our position ends far into the WAL
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(151, 160)  # the tail we never saw
+    assert rig.app.checkpoint("PASSIVE")[0] == 0
+    rig.app.update(161, 162)  # restarts the WAL: a short new generation
+    if app_killed:
+        rig.app.checkpoint("PASSIVE")
+        rig.kill_app()
+    rig.resume_expecting_snapshot(before, UNPROVEN_RESTART)
+
+
+def test_old_generations_tail_ending_at_the_end_of_the_file_takes_a_snapshot(rig_factory):
+    """A chain that ends where the file ends proves nothing: journal_size_limit may have cut it there."""
+    rig = rig_factory()
+    rig.sync()
+    rig.app.update(1, 150)  # a fresh WAL: this generation is the longest, the file ends with it
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(151, 160)
+    assert rig.app.checkpoint("PASSIVE")[0] == 0
+    rig.app.update(161, 162)
+    rig.resume_expecting_snapshot(before, UNPROVEN_RESTART)
+
+
+def test_wal_restarted_past_our_position_takes_a_snapshot(rig_factory):
+    """The new generation has overwritten our last frame: what followed it cannot be read any more."""
+    rig = rig_factory()
+    rig.sync()
+    rig.app.update(1, 20)
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    rig.app.update(21, 30)
+    assert rig.app.checkpoint("PASSIVE")[0] == 0
+    rig.app.update(1, 200)  # restarts the WAL and writes far past our old position
+    rig.resume_expecting_snapshot(before, UNPROVEN_RESTART)
+
+
+def test_wal_truncated_at_restart_cuts_the_tail_and_takes_a_snapshot(rig_factory):
+    """journal_size_limit truncates the WAL file when it restarts: the old generation's chain then ends at
+    the end of the file, which proves nothing (frames may have been cut off)."""
+    rig = rig_factory()
+    rig.sync()
+    rig.app.update(1, 150)
+    rig.sync()
+    before = rig.db.txid
+    wal_end = rig.db.syncer.pos.end
+    rig.stop_replicator()
+    rig.app.update(151, 170)  # the tail
+    assert rig.app.checkpoint("PASSIVE")[0] == 0
+    frame = 24 + rig.page_size
+    rig.app.sql(f"PRAGMA journal_size_limit={wal_end + 3 * frame}")
+    rig.app.update(171, 171)  # restarts the WAL, and its commit truncates the file inside the tail
+    assert os.path.getsize(rig.path + "-wal") == wal_end + 3 * frame
+    rig.resume_expecting_snapshot(before, UNPROVEN_RESTART)
+
+
 def test_both_killed_without_app_checkpoint_continues_incrementally(rig_factory):
     """After a recovery the WAL index cannot vouch for the database file even when nothing was copied;
     the checksum is then recomputed from the file, without a snapshot."""
     rig = rig_factory()
-    rig.sync()
-    before = rig.db.txid
-    rig.stop_replicator()
-    rig.app.update(1, 30)
+    before = rig.stop_after_changes(1, 30)
     rig.kill_app()
     rig.start_replicator()
     rig.sync()
@@ -237,10 +325,7 @@ def test_app_checkpoint_between_open_and_first_sync(rig_factory):
     position: the application may copy its unreplicated frames into the database file before our first
     sync. The WAL index shows it; the checksum is recomputed."""
     rig = rig_factory()
-    rig.sync()
-    before = rig.db.txid
-    rig.stop_replicator()
-    rig.app.update(1, 30)
+    before = rig.stop_after_changes(1, 30)
     rig.start_replicator()
     assert rig.db.open()
     assert rig.app.checkpoint("PASSIVE")[0] == 0  # nothing holds it off yet: our pin is past the new frames
@@ -253,10 +338,7 @@ def test_app_checkpoint_during_first_sync_is_held_off(rig_factory, monkeypatch):
     """While our read transaction may sit past the replicated position, other processes' checkpoints must
     copy nothing: we hold SQLite's checkpoint lock until the first sync has caught up."""
     rig = rig_factory()
-    rig.sync()
-    before = rig.db.txid
-    rig.stop_replicator()
-    rig.app.update(1, 30)
+    before = rig.stop_after_changes(1, 30)
     rig.start_replicator()
     fired = _hook_checksum_pages(monkeypatch, lambda: rig.app.checkpoint("PASSIVE"))
     rig.sync()
@@ -272,10 +354,7 @@ def test_lost_lock_and_app_checkpoint_during_sync_discards_the_file(rig_factory,
     copies frames past our position while the L0 file is encoded is caught before the file is renamed
     into place; the sync is then re-based (its checksum computed from the whole state), not snapshotted."""
     rig = rig_factory()
-    rig.sync()
-    before = rig.db.txid
-    rig.stop_replicator()
-    rig.app.update(1, 30)
+    before = rig.stop_after_changes(1, 30)
     rig.start_replicator()
     monkeypatch.setattr(shm.WalIndex, "hold", lambda self, wait_s=0.0: False)
     fired = _hook_checksum_pages(monkeypatch, lambda: rig.app.checkpoint("PASSIVE"))

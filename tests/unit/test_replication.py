@@ -388,3 +388,52 @@ def test_checkpoints_take_the_copying_over_only_from_a_writer_that_outpaces_the_
     h.db.settings.monitor_interval_s = 0
     h.db._rate_mark = (time.monotonic() - 0.5, 10)
     assert not h.db.writer_outpaces_interval(10 + 100 * restart)  # no background syncing, no take-over
+
+
+# ------------------------------------------------------------------- what SQLite counts as committed
+
+def _wal_checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int, int]:
+    """SQLite's WAL checksum over data (a multiple of 8 bytes), continuing from (s0, s1)."""
+    import struct
+
+    words = struct.unpack((">" if big_endian else "<") + f"{len(data) // 4}I", data)
+    for i in range(0, len(words), 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return s0, s1
+
+
+def _append_ghost_commit(wal_path: str, page_size: int) -> None:
+    """Append a frame with a valid checksum chain and a commit marker after the last frame: what a writer
+    killed after writing its commit frame, but before updating the WAL index, leaves behind. It copies
+    the last frame's page with other bytes in it."""
+    with open(wal_path, "r+b") as f:
+        hdr = f.read(32)
+        big_endian = int.from_bytes(hdr[:4], "big") & 1 == 1
+        fsz = 24 + page_size
+        size = f.seek(0, 2)
+        last = size - fsz
+        f.seek(last)
+        frame = f.read(fsz)
+        s0, s1 = int.from_bytes(frame[16:20], "big"), int.from_bytes(frame[20:24], "big")
+        page = bytearray(frame[24:])
+        page[-100:] = os.urandom(100)
+        head = frame[:4] + frame[4:8] if frame[4:8] != b"\0\0\0\0" else frame[:4] + (1).to_bytes(4, "big")
+        s0, s1 = _wal_checksum(head, s0, s1, big_endian)
+        s0, s1 = _wal_checksum(bytes(page), s0, s1, big_endian)
+        f.seek(size)
+        f.write(head + hdr[16:24] + s0.to_bytes(4, "big") + s1.to_bytes(4, "big") + bytes(page))
+
+
+def test_a_commit_the_wal_index_never_recorded_is_not_replicated(h):
+    """The WAL index's mxFrame, not the file, says what is committed: a commit frame past it is a
+    transaction SQLite discards (the next writer overwrites it), and no TXID may hold it."""
+    h.write(5, blob=3000)
+    h.sync()
+    txid = h.db.txid
+    _append_ghost_commit(h.path + "-wal", 4096)
+    assert h.sync() == [] and h.db.txid == txid  # nothing committed since
+    h.write(2)  # written where the ghost was
+    h.sync()
+    assert h.snapshots_since(txid) == 0  # the chain we replicated is intact
+    h.check_all()

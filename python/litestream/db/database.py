@@ -11,7 +11,7 @@ we have not replicated into the database file, which is what lets the file serve
 page versions (see sync.py). One window escapes that: a read transaction begun when the database is
 opened pins the WAL wherever it ends then, possibly past the replicated position. Until the first sync
 has caught up with it, we hold SQLite's checkpoint lock so that other processes copy nothing meanwhile
-(and if the hold cannot be had or is lost, the sync's guard notices and takes a snapshot)."""
+(should the hold not be had, or be lost, the sync's guard notices and the file is re-based)."""
 
 from __future__ import annotations
 

@@ -242,11 +242,13 @@ class Syncer:
             # A re-based file covers everything up to the end of the WAL: the database file may hold frames
             # up to there, and the whole state is only known at a point past all of them.
             whole = snapshot or isinstance(guard, _Rebase)
+            limit = self._committed_end(raw_hdr, hdr.page_size)
             try:
                 scan = wal.scan(walfd, hdr, start, hdr.salts if start == WAL_HEADER_SIZE else self.pos.salts,
-                                0 if whole else self.max_sync_wal_bytes)
+                                0 if whole else self.max_sync_wal_bytes, limit)
             except wal.PrevFrameMismatch:
-                scan, snapshot, reason = wal.scan(walfd, hdr), True, "wal frames changed under the synced position"
+                scan, snapshot, reason = wal.scan(walfd, hdr, end_limit=limit), True, \
+                    "wal frames changed under the synced position"
                 start = WAL_HEADER_SIZE
             if not snapshot and scan.end == start:
                 return None
@@ -254,6 +256,13 @@ class Syncer:
         finally:
             if guard is not None:
                 guard.close()
+
+    def _committed_end(self, raw_hdr: bytes, page_size: int) -> int:
+        """The end of what SQLite counts as committed: mxFrame of the WAL index (0, no limit, when the index
+        cannot be read). Frames past it that look committed in the file are a transaction whose writer died
+        before updating the index: SQLite discards them, so must we."""
+        info = self.idx.info(raw_hdr)
+        return wal_size_bytes(page_size, info.mx_frame) if info is not None else 0
 
     def _plan(self, walfd: int, dbfd: int, hdr: wal.WALHeader, raw_hdr: bytes,
               rebase: bool) -> tuple[int, str | None, _Guard | None]:
