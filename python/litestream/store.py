@@ -25,6 +25,7 @@ from litestream.watch import Watcher
 log = logs.get_logger("store").with_attrs(system="store")
 IDLE_TRIM_S = 10.0
 RECHECK_S = 0.1  # how often a busy WAL is checked against the checkpoint threshold between syncs
+INDEX_RECHECK_S = 0.0005  # first re-look at a commit not yet published in the WAL index (doubles)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class DBEntry:
     upload_retry: dict[int, Timer] = field(default_factory=dict)
     watched: bool = False  # a persistent inotify watch on the WAL exists
     armed: bool = True  # the next WAL event schedules a sync (reset by each event, set by each sync)
+    behind: int = 0  # consecutive syncs that found a commit not yet published in the WAL index
 
 
 class Store:
@@ -201,6 +203,14 @@ class Store:
             self._failed(e, "sync error", ex, lambda: self._trigger_sync(e))
             return
         e.errors = 0
+        if e.db.index_behind and e.db.settings.monitor_interval_s > 0:
+            # The writer publishes its commit in the WAL index after its last WAL write, so no event will
+            # come for it: look again, soon at first (it is usually a matter of microseconds).
+            e.behind += 1
+            delay = min(e.db.settings.monitor_interval_s, INDEX_RECHECK_S * 2 ** min(e.behind, 16))
+            e.pending = self.scheduler.call_later(delay, lambda: self._trigger_sync(e))
+        else:
+            e.behind = 0
         if not armed and e.db.settings.monitor_interval_s > 0:
             e.pending = self.scheduler.call_later(e.db.settings.monitor_interval_s, lambda: self._trigger_sync(e))
         if e.db.has_idle_connections():

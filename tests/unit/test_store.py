@@ -109,6 +109,81 @@ def test_idle_database_costs_nothing(running):
     assert wait_for(lambda: replica.pos == db.txid and db.stats.syncs > syncs)
 
 
+def test_a_commit_published_in_the_wal_index_after_the_sync_looked_is_replicated(running, monkeypatch):
+    """A writer appends its frames (the WAL event wakes us), then publishes the commit in the WAL index.
+    A sync that reads the index in between stops at the old mxFrame, and no further WAL write comes to
+    wake it: while the write lock was held, it must look again by itself."""
+    from litestream.db import shm
+    from litestream.db.sync import wal_size_bytes
+
+    app, db, _client, replica, _store = running
+    assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)
+    time.sleep(0.2)
+    stale = db.syncer.pos.end  # the index as it was before the commit below was published
+    real_end, real_active = db.syncer._committed_end, shm.WalIndex.writer_active
+    lagging = {"n": 2}  # the first looks after the write see the old index and a writer holding the lock
+
+    def committed_end(raw_hdr, page_size):
+        if lagging["n"] > 0:
+            lagging["n"] -= 1
+            return stale
+        return real_end(raw_hdr, page_size)
+
+    def writer_active(self):
+        return True if lagging["n"] > 0 else real_active(self)
+
+    monkeypatch.setattr(db.syncer, "_committed_end", committed_end)
+    monkeypatch.setattr(shm.WalIndex, "writer_active", writer_active)
+    txid = db.txid
+    with app:
+        app.execute("INSERT INTO t(v) VALUES ('published late')")
+    assert stale < wal_size_bytes(db.page_size, db.wal_frames())
+    assert wait_for(lambda: db.txid == txid + 1 and replica.pos == db.txid, timeout=5), \
+        "the commit published after the sync looked was never replicated"
+    assert lagging["n"] == 0
+
+
+def test_the_wal_write_lock_of_another_process_is_seen_without_taking_it(tmp_path):
+    from litestream.db import shm
+
+    app = make_app(tmp_path / "w.db")
+    fd = shm.open_fd(str(tmp_path / "w.db-shm"))
+    try:
+        assert not shm.write_lock_held(fd)
+        child = subprocess.Popen(
+            ["python", "-c", "import apsw, sys, time; c = apsw.Connection(sys.argv[1]); "
+             "c.execute('BEGIN IMMEDIATE'); c.execute(\"INSERT INTO t(v) VALUES ('x')\"); print(flush=True); "
+             "time.sleep(30)", str(tmp_path / "w.db")], stdout=subprocess.PIPE)
+        try:
+            child.stdout.readline()
+            assert shm.write_lock_held(fd)
+            assert shm.write_lock_held(fd)  # asking took nothing
+        finally:
+            child.kill()
+            child.wait()
+        assert not shm.write_lock_held(fd)
+        with app:  # and the application was never locked out by a query
+            app.execute("INSERT INTO t(v) VALUES ('y')")
+    finally:
+        os.close(fd)
+        app.close()
+
+
+def test_a_dead_writers_commit_past_the_wal_index_is_not_polled(running):
+    """A commit frame past mxFrame with no writer holding the lock is a transaction its killed writer
+    never published: SQLite discards it, and we do not poll for it."""
+    from tests.unit.test_replication import _append_ghost_commit
+
+    app, db, _client, replica, _store = running
+    assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)
+    txid = db.txid
+    _append_ghost_commit(db.path + "-wal", db.page_size)  # wakes one sync
+    time.sleep(0.5)
+    syncs = db.stats.syncs
+    time.sleep(1.0)
+    assert db.stats.syncs == syncs and db.txid == txid and not db.index_behind
+
+
 def test_quiet_database_keeps_no_spare_connections(tmp_path):
     """The checkpoint-interval checkpoint of a quiet database opens spare connections; with nothing new
     to replicate they are closed right away, not kept for IDLE_TRIM_S (100 quiet databases would hold

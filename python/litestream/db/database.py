@@ -106,6 +106,11 @@ class Database:
     def page_size(self) -> int:
         return self.syncer.page_size
 
+    @property
+    def index_behind(self) -> bool:
+        """The last sync saw a commit in the WAL that its live writer had not yet published in the index."""
+        return self.syncer.index_behind
+
     def open(self) -> bool:
         """Initialise replication if the database file exists (False: not there yet, try again later)."""
         with self.lock:

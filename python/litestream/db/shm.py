@@ -64,9 +64,12 @@ def read_info_fd(fd: int, wal_header: bytes) -> WalIndexInfo | None:
     return WalIndexInfo(mx_frame, n_backfill, attempted)
 
 
-# The unix VFS keeps its WAL locks as fcntl byte locks on the -shm file: byte 120 + lock number, and
-# WAL_CKPT_LOCK is lock 1.
+# The unix VFS keeps its WAL locks as fcntl byte locks on the -shm file: byte 120 + lock number;
+# WAL_WRITE_LOCK is lock 0 and WAL_CKPT_LOCK lock 1.
+_WRITE_LOCK_BYTE = 120
 _CKPT_LOCK_BYTE = 121
+# struct flock as the C library lays it out (native alignment pads the shorts before the off_t fields).
+_FLOCK = "hhqqi4x"
 _LOCK_POLL_S = 0.001
 
 
@@ -101,6 +104,21 @@ def hold_checkpoint_lock(fd: int | None, wait_s: float = 0.0) -> bool:
             time.sleep(_LOCK_POLL_S)
 
 
+def write_lock_held(fd: int | None) -> bool:
+    """Whether another process holds SQLite's WAL write lock: a writer is between writing its frames and
+    publishing them in the index header. Only asks (F_GETLK): taking the byte, even for a moment, would
+    make the application's next write fail with SQLITE_BUSY when it runs without a busy timeout. True
+    when it cannot tell, so that a caller keeps waiting rather than miss a commit."""
+    if fd is None:
+        return True
+    query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _WRITE_LOCK_BYTE, 1, 0)
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    except OSError:
+        return True
+    return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+
+
 def release_checkpoint_lock(fd: int | None) -> None:
     """Let go of a hold that no checkpoint of ours has ended. Only call it while no connection of this
     process is checkpointing the database (the byte is shared with SQLite's own lock)."""
@@ -122,6 +140,9 @@ class WalIndex:
 
     def info(self, wal_header: bytes) -> WalIndexInfo | None:
         return read_info_fd(self.fd, wal_header) if self.fd is not None else None
+
+    def writer_active(self) -> bool:
+        return write_lock_held(self.fd)
 
     def hold(self, wait_s: float = 0.0) -> bool:
         # A failure while we thought we held it means it was lost and another process has it now.

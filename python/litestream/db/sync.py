@@ -188,6 +188,9 @@ class Syncer:
         self.force_snapshot: str | None = None
         self.idx = WalIndex()  # the -shm file (Database.open sets it)
         self.lock_wait_s = 1.0  # how long a checksum proof waits for SQLite's checkpoint lock
+        # The last sync left a commit that a live writer had not yet published in the WAL index: look
+        # again soon, as no further WAL write may come to trigger it.
+        self.index_behind = False
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -217,6 +220,7 @@ class Syncer:
 
     def sync(self, walfd: int, dbfd: int) -> SyncResult | None:
         """Write the next L0 file if there is anything new (or a snapshot is due). None when idle."""
+        self.index_behind = False
         try:
             return self._sync(walfd, dbfd, rebase=False)
         except _DBFileChanged:
@@ -242,6 +246,10 @@ class Syncer:
             # A re-based file covers everything up to the end of the WAL: the database file may hold frames
             # up to there, and the whole state is only known at a point past all of them.
             whole = snapshot or isinstance(guard, _Rebase)
+            # Asked before the index is read: a writer that held the lock then may publish its commit
+            # after we read the index (no WAL write follows to tell us); one that starts later writes
+            # frames after we looked, and that write schedules the next sync.
+            writing = self.idx.writer_active()
             limit = self._committed_end(raw_hdr, hdr.page_size)
             try:
                 scan = wal.scan(walfd, hdr, start, hdr.salts if start == WAL_HEADER_SIZE else self.pos.salts,
@@ -250,6 +258,7 @@ class Syncer:
                 scan, snapshot, reason = wal.scan(walfd, hdr, end_limit=limit), True, \
                     "wal frames changed under the synced position"
                 start = WAL_HEADER_SIZE
+            self.index_behind = writing and self._commit_past(walfd, hdr, scan.end, limit)
             if not snapshot and scan.end == start:
                 return None
             return self._write(walfd, dbfd, hdr, start, scan, snapshot, reason, None if snapshot else guard)
@@ -263,6 +272,16 @@ class Syncer:
         before updating the index: SQLite discards them, so must we."""
         info = self.idx.info(raw_hdr)
         return wal_size_bytes(page_size, info.mx_frame) if info is not None else 0
+
+    def _commit_past(self, walfd: int, hdr: wal.WALHeader, end: int, limit: int) -> bool:
+        """Whether the scan stopped at the index's mxFrame with a whole commit in the file past it: either a
+        writer that has not yet published it in the index, or one that died before it could."""
+        if not limit or end != limit or os.fstat(walfd).st_size <= limit:
+            return False
+        try:
+            return wal.scan(walfd, hdr, limit, hdr.salts, 0, 0).end > limit
+        except wal.PrevFrameMismatch:
+            return False
 
     def _plan(self, walfd: int, dbfd: int, hdr: wal.WALHeader, raw_hdr: bytes,
               rebase: bool) -> tuple[int, str | None, _Guard | None]:
