@@ -174,7 +174,7 @@ def test_a_dead_writers_commit_past_the_wal_index_is_not_polled(running):
     never published: SQLite discards it, and we do not poll for it."""
     from tests.unit.test_replication import _append_ghost_commit
 
-    app, db, _client, replica, _store = running
+    _app, db, _client, replica, _store = running
     assert wait_for(lambda: replica.pos == db.txid and db.txid >= 1)
     txid = db.txid
     _append_ghost_commit(db.path + "-wal", db.page_size)  # wakes one sync
