@@ -273,6 +273,37 @@ def test_wal_restarted_past_our_position_takes_a_snapshot(rig_factory):
     rig.resume_expecting_snapshot(before, UNPROVEN_RESTART)
 
 
+@pytest.mark.parametrize("page_size", PAGE_SIZES)
+def test_wal_restarted_by_the_app_while_a_snapshot_reads_its_frames(rig_factory, monkeypatch, page_size):
+    """Found by the crash loop at 512-byte pages: the replicator starts on a WAL the application has
+    copied completely into the database file, so its read transaction sits on read mark 0, which does not
+    stop the WAL from restarting. While the snapshot (the restart was not ours) reads the frames of that
+    generation, the application's next commit restarts the WAL and overwrites them: a snapshot mixing two
+    generations, which integrity_check rejected. The snapshot must notice and be taken again."""
+    rig = rig_factory(page_size=page_size)
+    rig.sync()
+    before = rig.db.txid
+    rig.stop_replicator()
+    assert rig.app.checkpoint("PASSIVE")[0] == 0
+    rig.app.update(1, 150)  # restarts the WAL: a generation the replicator has not seen
+    assert rig.app.checkpoint("PASSIVE")[0] == 0  # and copies all of it: the next commit restarts again
+    rig.start_replicator()
+    real = rig.db.meta.write_l0
+    overwrote = []
+
+    def write_l0(txid, write, *args, **kwargs):
+        if not overwrote:
+            overwrote.append(txid)
+            rig.app.update(151, 160)  # a new generation, written over the frames the snapshot reads
+        return real(txid, write, *args, **kwargs)
+
+    monkeypatch.setattr(rig.db.meta, "write_l0", write_l0)
+    rig.sync()
+    monkeypatch.undo()
+    assert overwrote and rig.snapshots_after(before)
+    rig.check_all(reference=True)
+
+
 def test_wal_truncated_at_restart_cuts_the_tail_and_takes_a_snapshot(rig_factory):
     """journal_size_limit truncates the WAL file when it restarts: the old generation's chain then ends at
     the end of the file, which proves nothing (frames may have been cut off)."""

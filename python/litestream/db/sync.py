@@ -66,6 +66,9 @@ class SyncError(Exception):
         self.hint = hint
 
 
+_SNAPSHOT_ATTEMPTS = 5
+
+
 class _DBFileChanged(Exception):
     """The guard of an incremental sync no longer holds: a checkpoint by another process may have copied
     frames past the synced position into the database file while the L0 file was being encoded."""
@@ -125,6 +128,21 @@ class _CopyBound(_Guard):
     def holds(self) -> bool:
         info = self.idx.info(self.raw_hdr)
         return info is not None and info.copied_upto <= self.frames
+
+
+@dataclass
+class _SameGeneration(_Guard):
+    """A snapshot reads the frames of the generation it scanned; those stay as they were while the WAL
+    header does. A writer that restarts the WAL writes the new header before any frame it overwrites, so
+    an unchanged header after encoding shows no frame was overwritten before it was read. Needed because
+    a read transaction begun on a completely copied WAL sits on read mark 0, which holds off checkpoints
+    but not the next writer's restart (the crash loop found a snapshot mixing two generations)."""
+
+    walfd: int
+    raw_hdr: bytes
+
+    def holds(self) -> bool:
+        return os.pread(self.walfd, WAL_HEADER_SIZE, 0) == self.raw_hdr
 
 
 @dataclass
@@ -229,8 +247,13 @@ class Syncer:
             return self._sync(walfd, dbfd, rebase=True)
         except _DBFileChanged:
             self.log.warn("database file changed during sync; taking a snapshot instead")
-            self.force_snapshot = "database file changed during sync"
-            return self._sync(walfd, dbfd, rebase=False)
+        for _ in range(_SNAPSHOT_ATTEMPTS):
+            self.force_snapshot = self.force_snapshot or "database file changed during sync"
+            try:
+                return self._sync(walfd, dbfd, rebase=False)
+            except _DBFileChanged:
+                self.log.info("wal restarted while the snapshot was read; reading it again")
+        raise SyncError("the wal kept restarting while a snapshot was read; the next sync tries again")
 
     def _sync(self, walfd: int, dbfd: int, rebase: bool) -> SyncResult | None:
         raw_hdr = os.pread(walfd, WAL_HEADER_SIZE, 0)
@@ -261,7 +284,8 @@ class Syncer:
             self.index_behind = writing and self._commit_past(walfd, hdr, scan.end, limit)
             if not snapshot and scan.end == start:
                 return None
-            return self._write(walfd, dbfd, hdr, start, scan, snapshot, reason, None if snapshot else guard)
+            return self._write(walfd, dbfd, hdr, start, scan, snapshot, reason,
+                               _SameGeneration(walfd, raw_hdr) if snapshot else guard)
         finally:
             if guard is not None:
                 guard.close()
