@@ -9,10 +9,14 @@ from litestream.backends import new_replica_client
 from litestream.config import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_L0_RETENTION,
+    DEFAULT_L0_RETENTION_CHECK_INTERVAL,
     DEFAULT_MAX_SYNC_LTX_FILES,
     DEFAULT_MAX_SYNC_WAL_BYTES,
     DEFAULT_MIN_CHECKPOINT_PAGE_N,
     DEFAULT_MONITOR_INTERVAL,
+    DEFAULT_SNAPSHOT_INTERVAL,
+    DEFAULT_SNAPSHOT_RETENTION,
     DEFAULT_SYNC_INTERVAL,
     DEFAULT_TRUNCATE_PAGE_N,
     Config,
@@ -22,7 +26,9 @@ from litestream.config import (
     expand_path,
 )
 from litestream.db.database import Database, DBSettings
+from litestream.gofmt import format_duration
 from litestream.replica import Replica, ReplicaSettings
+from litestream.replication.jobs import Level, Policy
 from litestream.store import DBEntry
 
 NS = 1e9
@@ -46,10 +52,30 @@ def db_settings(dbc: DBConfig) -> DBSettings:
 
 
 def replica_settings(rc: ReplicaConfig) -> ReplicaSettings:
+    if rc.retention is not None and rc.retention <= 0:
+        raise ConfigError(f"replica {rc.url or rc.path or rc.type}: retention must be greater than 0 "
+                          f"(got {format_duration(int(rc.retention))})")
     return ReplicaSettings(
         sync_interval_s=(DEFAULT_SYNC_INTERVAL if rc.sync_interval is None else int(rc.sync_interval)) / NS,
         max_sync_ltx_files=DEFAULT_MAX_SYNC_LTX_FILES if rc.max_sync_ltx_files is None else rc.max_sync_ltx_files,
         auto_recover=bool(rc.auto_recover),
+        retention_ns=None if rc.retention is None else int(rc.retention),
+    )
+
+
+def maintenance_policy(config: Config) -> Policy:
+    """The global compaction, snapshot and retention settings (defaults already applied by the loader)."""
+    snap = config.snapshot
+    return Policy(
+        levels=[Level(i, int(lv.interval), None if lv.retention is None else int(lv.retention))
+                for i, lv in enumerate(config.levels or [], 1)],
+        snapshot_interval_ns=int(snap.interval) if snap and snap.interval is not None else DEFAULT_SNAPSHOT_INTERVAL,
+        snapshot_retention_ns=int(snap.retention) if snap and snap.retention is not None
+        else DEFAULT_SNAPSHOT_RETENTION,
+        l0_retention_ns=DEFAULT_L0_RETENTION if config.l0_retention is None else int(config.l0_retention),
+        l0_retention_check_interval_ns=DEFAULT_L0_RETENTION_CHECK_INTERVAL
+        if config.l0_retention_check_interval is None else int(config.l0_retention_check_interval),
+        retention_enabled=config.retention is None or config.retention.enabled is not False,
     )
 
 

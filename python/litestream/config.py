@@ -138,6 +138,9 @@ class ReplicaConfig(ReplicaSettings):
     name: str = ""
     path: str = ""
     url: str = ""
+    # Snapshot retention of this replica (the seed's `replica: {url, retention: 72h}` and v0.3's
+    # `replicas: [{url, retention}]`); the global `snapshot.retention` when unset.
+    retention: Duration | None = None
 
     def replica_type(self) -> str:
         """The URL's scheme wins over `type`; the default is a file replica."""
@@ -187,6 +190,9 @@ class DBConfig(_Struct):
 
 class LevelConfig(_Struct):
     interval: Duration = Duration(0)
+    # How long the level's files are kept once a higher level covers them (the seed's levels[].retention);
+    # unset: until snapshot retention removes them, as in the reference.
+    retention: Duration | None = None
 
 
 class SocketConfig(_Struct):
@@ -508,6 +514,8 @@ def _validate(c: Config) -> None:
     for i, lv in enumerate(c.levels or []):
         if lv.interval <= 0:
             raise bad(f"levels[{i}].interval", "compaction interval must be greater than 0", _fmt_dur(lv.interval))
+        if lv.retention is not None and lv.retention <= 0:
+            raise bad(f"levels[{i}].retention", "level retention must be greater than 0", _fmt_dur(lv.retention))
     if c.logging.type not in ("", "text", "json", "pretty"):
         raise ConfigError(f"logging.type: unknown log type {c.logging.type!r} (use text, json or pretty)")
     for idx, db in enumerate(c.dbs, 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 _COPY_CHUNK = 1 << 20
@@ -24,24 +25,37 @@ def makedirs(path: str) -> None:
 
 def write_atomic(path: str, src: BinaryIO | bytes, mtime_ns: int | None = None) -> int:
     """Write src to path so that readers see either nothing or the whole file. Returns the size."""
-    directory = os.path.dirname(path) or "."
-    makedirs(directory)
-    tmp = path + ".tmp"
-    size = 0
-    try:
-        with open(tmp, "wb") as f:
+
+    def fill(fd: int) -> int | None:
+        with open(fd, "wb", closefd=False) as f:
             if isinstance(src, bytes | bytearray | memoryview):
                 f.write(src)
-                size = len(src)
             else:
                 while chunk := src.read(_COPY_CHUNK):
                     f.write(chunk)
-                    size += len(chunk)
-            f.flush()
-            os.fsync(f.fileno())
+        return mtime_ns
+
+    return write_atomic_with(path, fill)
+
+
+def write_atomic_with(path: str, fill: Callable[[int], int | None], final: Callable[[], str] | None = None) -> int:
+    """Like write_atomic, with fill(fd) writing the content into the temp file (it may seek and patch) and
+    returning the mtime to give the file (None: leave it). final, when given, names the file once fill has
+    run (path then only gives the directory and temp name). Returns the size."""
+    directory = os.path.dirname(path) or "."
+    makedirs(directory)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            mtime_ns = fill(fd)
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
         if mtime_ns is not None:
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, path)
+        os.replace(tmp, final() if final is not None else path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from litestream import logs
 from litestream.backends.base import BackendError, ReplicaClient
 from litestream.db.database import Database
-from litestream.ltx import HEADER_SIZE, SNAPSHOT_LEVEL, Header, format_txid
+from litestream.ltx import HEADER_SIZE, Header, format_txid
 
 MAX_BACKOFF_S = 300.0
 
@@ -26,6 +26,7 @@ class ReplicaSettings:
     sync_interval_s: float = 1.0
     max_sync_ltx_files: int = 256
     auto_recover: bool = False
+    retention_ns: int | None = None  # snapshot retention of this replica (None: the global snapshot.retention)
 
 
 class Replica:
@@ -111,19 +112,9 @@ class Replica:
         """The replica needs L0 files we no longer have: give it a snapshot of the current state, then the
         newest L0, so its history has no gap a restore could fall into."""
         self.log.warn("local ltx file missing for replica; uploading a snapshot", missing=format_txid(missing))
-        tmp = os.path.join(self.db.meta.path, f"snapshot-{os.getpid()}-{threading.get_ident()}.ltx.tmp")
-        try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                header = self.db.write_snapshot(fd)
-                os.lseek(fd, 0, os.SEEK_SET)
-                with os.fdopen(os.dup(fd), "rb") as f:
-                    self.client.write_ltx_file(SNAPSHOT_LEVEL, 1, header.max_txid, f, header.timestamp)
-            finally:
-                os.close(fd)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        from litestream.replication.snapshot import upload_snapshot
+
+        header = upload_snapshot(self.db, self.client)
         self.log.info("snapshot uploaded", txid=format_txid(header.max_txid))
         latest = self.db.meta.l0_path(header.max_txid)
         if os.path.exists(latest):

@@ -1,7 +1,9 @@
 """The one scheduler for per-database jobs: a timer heap and a small worker pool.
 
 A job has a key; a key never runs twice at once, and triggering it while it runs makes it run once more
-afterwards (triggers coalesce). Idle means no thread wakes up: timers sleep on a condition until the
+afterwards (triggers coalesce). Jobs run in named pools: "sync" (WAL syncs, uploads: short and latency
+sensitive) and "heavy" (compaction, snapshots, retention: long), each with its own workers, so a long
+compaction never delays a sync. Idle means no thread wakes up: timers sleep on a condition until the
 earliest deadline, workers on a queue."""
 
 from __future__ import annotations
@@ -30,18 +32,23 @@ class Timer:
         self.cancelled = True
 
 
+SYNC_POOL = "sync"
+HEAVY_POOL = "heavy"
+
+
 class Scheduler:
-    def __init__(self, workers: int = 4) -> None:
+    def __init__(self, workers: int = 4, heavy_workers: int = 1) -> None:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queues: dict[str, queue.SimpleQueue] = {SYNC_POOL: queue.SimpleQueue(), HEAVY_POOL: queue.SimpleQueue()}
         self._state: dict[Hashable, str] = {}  # key -> "queued" | "running" | "rerun"
-        self._jobs: dict[Hashable, Callable[[], None]] = {}
+        self._jobs: dict[Hashable, tuple[str, Callable[[], None]]] = {}
         self._stopped = False
         self._threads = [threading.Thread(target=self._timer_loop, name="litestream-timers", daemon=True)]
-        self._threads += [threading.Thread(target=self._worker, name=f"litestream-worker-{i}", daemon=True)
-                          for i in range(max(1, workers))]
+        self._pools = [SYNC_POOL] * max(1, workers) + [HEAVY_POOL] * max(1, heavy_workers)
+        self._threads += [threading.Thread(target=self._worker, args=(pool,), name=f"litestream-{pool}-{i}",
+                                           daemon=True) for i, pool in enumerate(self._pools)]
         self._idle = threading.Condition()
         self._busy = 0
         for t in self._threads:
@@ -76,12 +83,12 @@ class Scheduler:
 
     # -------------------------------------------------------------------------------------------- jobs
 
-    def trigger(self, key: Hashable, fn: Callable[[], None]) -> None:
-        """Run fn for key soon; coalesces with a queued or running job of the same key."""
+    def trigger(self, key: Hashable, fn: Callable[[], None], pool: str = SYNC_POOL) -> None:
+        """Run fn for key soon in `pool`; coalesces with a queued or running job of the same key."""
         with self._cond:
             if self._stopped:
                 return
-            self._jobs[key] = fn
+            self._jobs[key] = (pool, fn)
             state = self._state.get(key)
             if state == "running":
                 self._state[key] = "rerun"
@@ -89,16 +96,17 @@ class Scheduler:
             if state in ("queued", "rerun"):
                 return
             self._state[key] = "queued"
-        self._queue.put(key)
+        self._queues[pool].put(key)
 
-    def _worker(self) -> None:
+    def _worker(self, pool: str) -> None:
+        q = self._queues[pool]
         while True:
-            key = self._queue.get()
+            key = q.get()
             if key is None:
                 return
             with self._cond:
                 self._state[key] = "running"
-                fn = self._jobs[key]
+                _, fn = self._jobs[key]
             with self._idle:
                 self._busy += 1
             try:
@@ -113,7 +121,7 @@ class Scheduler:
                     else:
                         self._state.pop(key, None)
                 if again:
-                    self._queue.put(key)
+                    self._queues[self._jobs[key][0]].put(key)
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()
@@ -136,8 +144,8 @@ class Scheduler:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        for _ in self._threads[1:]:
-            self._queue.put(None)
+        for pool in self._pools:
+            self._queues[pool].put(None)
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(timeout=30)

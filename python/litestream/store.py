@@ -19,6 +19,7 @@ from litestream.fsutil import release_free_memory
 from litestream.gofmt import Duration
 from litestream.ltx import HEADER_SIZE, Header, LTXError, format_txid
 from litestream.replica import MAX_BACKOFF_S, Replica
+from litestream.replication.jobs import Maintenance, Policy
 from litestream.scheduler import Scheduler, Timer
 from litestream.watch import Watcher
 
@@ -47,8 +48,12 @@ class DBEntry:
 
 class Store:
     def __init__(self, entries: list[DBEntry], shutdown_sync_timeout_s: float = 30.0,
-                 shutdown_sync_interval_s: float = 0.5, background: bool = True) -> None:
+                 shutdown_sync_interval_s: float = 0.5, background: bool = True,
+                 policy: Policy | None = None) -> None:
+        """policy: compaction, snapshots and retention (None: none of them run, only L0 replication)."""
         self.entries = entries
+        self.policy = policy
+        self.maintenance: Maintenance | None = None
         self.shutdown_sync_timeout_s = shutdown_sync_timeout_s
         self.shutdown_sync_interval_s = shutdown_sync_interval_s
         self.background = background
@@ -61,13 +66,20 @@ class Store:
 
     def open(self) -> None:
         workers = min(4, max(2, len(self.entries)))
-        self.scheduler = Scheduler(workers)
+        self.scheduler = Scheduler(workers, heavy_workers=min(2, os.cpu_count() or 1))
         if self.background:
             self.watcher = Watcher()
+        if self.policy is not None:
+            self.maintenance = Maintenance(self.scheduler, self.entries, self.policy, self.closing)
         for e in self.entries:
             for r in e.replicas:
                 e.db.listeners.append(lambda r=r, e=e: self._trigger_upload(e, r))
+                clean = getattr(r.client, "clean_temp", None)
+                if clean is not None:
+                    clean()  # uploads a crash cut short (this process owns the replica from now on)
             self._init(e)
+        if self.maintenance is not None and self.background:
+            self.maintenance.start()
 
     def _init(self, e: DBEntry) -> None:
         e.retry = None
@@ -84,10 +96,13 @@ class Store:
         except (BackendError, OSError, LTXError, SyncError) as ex:
             self._failed(e, "cannot check replicas", ex, lambda: self._init(e))
             return
+        started = e.ready is False and self.maintenance is not None and self.maintenance.started
         e.ready = True
         e.errors = 0
         for r in e.replicas:
             self._log_replica(e, r)
+        if started and self.background:
+            self.maintenance.ready(e)
         if self.background:
             self._trigger_sync(e)
             for r in e.replicas:

@@ -481,9 +481,9 @@ def patch_reserved(int fd, reserved, uint64_t hashed_len):
 
 # -------------------------------------------------------------------------------------------------- merge
 
-def merge(list inputs, out, uint32_t flags=LTX_HEADER_FLAG_NO_CHECKSUM):
-    """Merge LTX files (fds or file objects, ascending TXIDs) into `out` (fd or file object).
-    Returns (header, trailer) of the output."""
+def merge(list inputs, out, uint32_t flags=LTX_HEADER_FLAG_NO_CHECKSUM, reserved=None):
+    """Merge LTX files (fds or file objects, ascending TXIDs) into `out` (fd or file object), with the
+    output header's 20 reserved bytes set to `reserved` (None: zeros). Returns (header, trailer)."""
     cdef int n = len(inputs), i, rc
     cdef ltx_source *srcs = <ltx_source *>malloc(sizeof(ltx_source) * max(n, 1))
     cdef ltx_fd_source *fds = <ltx_fd_source *>malloc(sizeof(ltx_fd_source) * max(n, 1))
@@ -495,8 +495,15 @@ def merge(list inputs, out, uint32_t flags=LTX_HEADER_FLAG_NO_CHECKSUM):
     cdef ltx_write_fn wfn
     cdef void *wctx
     cdef _PyStream ostream = None
+    cdef const uint8_t *res = NULL
+    cdef bytes res_bytes = None
     keep = []
     err[0] = 0
+    if reserved is not None:
+        res_bytes = bytes(reserved)
+        if len(res_bytes) != 20:
+            raise LTXError("reserved area is 20 bytes", "invalid")
+        res = <const uint8_t *>res_bytes
     if srcs == NULL or fds == NULL:
         free(srcs)
         free(fds)
@@ -527,9 +534,9 @@ def merge(list inputs, out, uint32_t flags=LTX_HEADER_FLAG_NO_CHECKSUM):
             wctx = <void *>ostream
         if all_fd:
             with nogil:
-                rc = ltx_merge(srcs, n, flags, wfn, wctx, &oh, &ot, err, sizeof(err))
+                rc = ltx_merge(srcs, n, flags, res, wfn, wctx, &oh, &ot, err, sizeof(err))
         else:
-            rc = ltx_merge(srcs, n, flags, wfn, wctx, &oh, &ot, err, sizeof(err))
+            rc = ltx_merge(srcs, n, flags, res, wfn, wctx, &oh, &ot, err, sizeof(err))
         if rc:
             for st in keep:
                 if (<_PyStream>st).exc is not None:

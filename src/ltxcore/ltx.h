@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #define LTX_HEADER_SIZE 100
+#define LTX_RESERVED_SIZE 20 /* the header's last 20 bytes, reserved by the format */
 #define LTX_TRAILER_SIZE 16
 #define LTX_PAGE_HEADER_SIZE 6
 #define LTX_MIN_PAGE_SIZE 512

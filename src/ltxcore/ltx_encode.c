@@ -91,12 +91,17 @@ static int append_index(ltx_encoder *e, const uint8_t *p, size_t n) {
 }
 
 int ltx_encoder_write_header(ltx_encoder *e, const ltx_header *h) {
+    return ltx_encoder_write_header_reserved(e, h, NULL);
+}
+
+int ltx_encoder_write_header_reserved(ltx_encoder *e, const ltx_header *h, const uint8_t *reserved) {
     if (e->state != ST_NEW) FAIL(e, LTX_EINVAL, "header already written");
     if (ltx_header_validate(h, e->err, sizeof(e->err))) { e->state = ST_FAILED; return LTX_EFORMAT; }
     e->hdr = *h;
     e->lock_pgno = ltx_lock_pgno(h->page_size);
     uint8_t *p = e->buf + e->len;
     ltx_header_encode(h, p);
+    if (reserved) memcpy(p + LTX_HEADER_SIZE - LTX_RESERVED_SIZE, reserved, LTX_RESERVED_SIZE);
     e->crc = ltx_crc64(0, p, LTX_HEADER_SIZE);
     e->hashed = LTX_HEADER_SIZE;
     e->len += LTX_HEADER_SIZE;

@@ -12,6 +12,8 @@ void ltx_encoder_free(ltx_encoder *e);
 const char *ltx_encoder_errmsg(const ltx_encoder *e);
 
 int ltx_encoder_write_header(ltx_encoder *e, const ltx_header *h);
+/* The same, with the 20 reserved header bytes (offset 80) set to `reserved` (NULL: zeros). */
+int ltx_encoder_write_header_reserved(ltx_encoder *e, const ltx_header *h, const uint8_t *reserved);
 /* Pages must come in ascending order; snapshots (MinTXID 1) must contain every page but the lock page. */
 int ltx_encoder_write_page(ltx_encoder *e, uint32_t pgno, const uint8_t *data);
 /* Write the end marker, index and trailer. With checksums enabled, post_apply must be the database checksum

@@ -9,8 +9,8 @@
 
 #define MERGE_BUFSIZE (32 * 1024)
 
-int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, ltx_write_fn wfn, void *wctx,
-              ltx_header *out_hdr, ltx_trailer *out_trailer, char *err, size_t errlen) {
+int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, const uint8_t *reserved, ltx_write_fn wfn,
+              void *wctx, ltx_header *out_hdr, ltx_trailer *out_trailer, char *err, size_t errlen) {
     if (n <= 0) { ltx_set_err(err, errlen, "no input files to merge"); return LTX_EINVAL; }
     int rc = LTX_OK;
     ltx_decoder **dec = calloc((size_t)n, sizeof(*dec));
@@ -68,7 +68,7 @@ int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, ltx_write_fn 
     pages = malloc(ps * (size_t)n);
     enc = ltx_encoder_new(wfn, wctx, 256 * 1024);
     if (!pages || !enc) { rc = LTX_ENOMEM; ltx_set_err(err, errlen, "out of memory"); goto out; }
-    if ((rc = ltx_encoder_write_header(enc, &oh))) { ltx_set_err(err, errlen, "%s", ltx_encoder_errmsg(enc)); goto out; }
+    if ((rc = ltx_encoder_write_header_reserved(enc, &oh, reserved))) { ltx_set_err(err, errlen, "%s", ltx_encoder_errmsg(enc)); goto out; }
 
     for (int i = 0; i < n; i++) {
         rc = ltx_decoder_next_page(dec[i], &cur[i], pages + ps * (size_t)i);

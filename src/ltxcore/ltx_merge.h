@@ -12,9 +12,9 @@ typedef struct ltx_source {
 /* Merge n LTX files (ascending, contiguous TXID ranges) into one: for each page the latest input that holds
  * it wins, pages past the last input's commit are dropped, every input's checksum is verified. The output
  * header takes Min/PreApply from the first input and Commit/Max/Timestamp/PostApply from the last.
- * out_flags: header flags of the output. */
-int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, ltx_write_fn wfn, void *wctx,
-              ltx_header *out_hdr, ltx_trailer *out_trailer, char *err, size_t errlen);
+ * out_flags: header flags of the output; reserved: its 20 reserved header bytes (NULL: zeros). */
+int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, const uint8_t *reserved, ltx_write_fn wfn,
+              void *wctx, ltx_header *out_hdr, ltx_trailer *out_trailer, char *err, size_t errlen);
 
 /* Restore support: decode pages from d (already started, in file or segment mode) and write the ones that
  * no later file has claimed into out_fd at (pgno-1)*page_size. `claimed` is a bitmap of pages already

@@ -107,8 +107,8 @@ cdef extern from "ltx_merge.h" nogil:
         uint64_t pages_written
         uint64_t bytes_written
         uint64_t out_sum
-    int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, ltx_write_fn wfn, void *wctx,
-                  ltx_header *out_hdr, ltx_trailer *out_trailer, char *err, size_t errlen)
+    int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, const uint8_t *reserved, ltx_write_fn wfn,
+                  void *wctx, ltx_header *out_hdr, ltx_trailer *out_trailer, char *err, size_t errlen)
     int ltx_apply(ltx_decoder *d, const ltx_header *h, int out_fd, uint32_t commit, uint64_t *claimed,
                   int track_out_sum, ltx_apply_stats *stats, char *err, size_t errlen)
 

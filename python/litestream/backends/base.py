@@ -41,6 +41,11 @@ class ReplicaClient(Protocol):
         """Store a complete LTX file atomically (readers never see a partial file)."""
         ...
 
+    # Optional: write_ltx_file_with(level, fill) -> FileInfo, where fill(fd) encodes the file into a
+    # seekable descriptor the backend provides and returns its Header (which names the file).
+    # Backends that can offer one (file) let snapshots and compactions be written once, in place;
+    # litestream.snapshot.write_filled falls back to a spool file for the others.
+
     def delete_ltx_files(self, infos: Iterable[FileInfo]) -> None: ...
 
     def delete_all(self) -> None: ...

@@ -6,12 +6,12 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from litestream.backends.base import BackendError
-from litestream.fsutil import fsync_dir, write_atomic
-from litestream.ltx import FileInfo, format_filename, parse_filename
+from litestream.fsutil import fsync_dir, write_atomic, write_atomic_with
+from litestream.ltx import FileInfo, Header, format_filename, parse_filename
 
 
 class FileReplicaClient:
@@ -77,6 +77,48 @@ class FileReplicaClient:
         size = write_atomic(path, src, mtime_ns=timestamp_ms * 1_000_000)
         return FileInfo(level, min_txid, max_txid, size, timestamp_ms * 1_000_000)
 
+    def write_ltx_file_with(self, level: int, fill: Callable[[int], Header]) -> FileInfo:
+        """Store a file that fill(fd) encodes in place (it may seek and patch) and whose header it returns,
+        which names the file: a snapshot or compaction is written once, into the replica, never staged."""
+        got: list[Header] = []
+
+        def fill_tmp(fd: int) -> int:
+            got.append(fill(fd))
+            return got[0].timestamp * 1_000_000  # the mtime is the file's CreatedAt
+
+        def final() -> str:
+            return self.ltx_path(level, got[0].min_txid, got[0].max_txid)
+
+        try:
+            size = write_atomic_with(os.path.join(self.level_dir(level), f".write-{os.urandom(4).hex()}"),
+                                     fill_tmp, final)
+        except OSError as e:
+            raise BackendError(f"write {self.level_dir(level)}: {e.strerror or e}") from None
+        h = got[0]
+        return FileInfo(level, h.min_txid, h.max_txid, size, h.timestamp * 1_000_000)
+
+    def clean_temp(self) -> int:
+        """Remove `*.tmp` files that writes cut by a crash left in the level directories. Only call it
+        while no write of this replica is under way (one replicator owns a replica). Returns the count."""
+        n = 0
+        root = os.path.join(self.path, "ltx")
+        try:
+            levels = os.listdir(root)
+        except OSError:
+            return 0
+        for lv in levels:
+            d = os.path.join(root, lv)
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(".tmp"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(os.path.join(d, name))
+                        n += 1
+        return n
+
     def _link(self, src: BinaryIO, path: str, timestamp_ms: int) -> int | None:
         """LTX files never change once written, so a local file already on this filesystem (with its
         mtime at the header timestamp) is hard-linked instead of copied: no second write and fsync of
@@ -90,7 +132,7 @@ class FileReplicaClient:
                 return None
             directory = os.path.dirname(path)
             os.makedirs(directory, exist_ok=True)
-            tmp = path + ".tmp"
+            tmp = f"{path}.{os.getpid()}.tmp"
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
             os.link(name, tmp)

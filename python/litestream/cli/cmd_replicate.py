@@ -117,15 +117,13 @@ def run(args: list[str], name: str = "replicate") -> int:
         raise CommandError("cannot specify -force-snapshot flag without -once")
     if opts["enforce-retention"] and not opts.once:
         raise CommandError("cannot specify -enforce-retention flag without -once")
-    if opts["enforce-retention"]:
-        raise CommandError("-enforce-retention is not supported by litestream-py yet (retention comes later)")
 
     logs.info("litestream", "version", __version__, "level", config.logging.level)
     _raise_fd_limit()
     if not config.dbs:
         logs.error("no databases specified in configuration")
 
-    from litestream.assemble import build_entries
+    from litestream.assemble import build_entries, maintenance_policy
     from litestream.store import Store
 
     try:
@@ -141,24 +139,24 @@ def run(args: list[str], name: str = "replicate") -> int:
         raise
 
     store = Store(entries, int(config.shutdown_sync_timeout) / 1e9, int(config.shutdown_sync_interval) / 1e9,
-                  background=not opts.once)
+                  background=not opts.once, policy=maintenance_policy(config))
     if opts.once:
-        return _run_once(store, opts["force-snapshot"])
+        return _run_once(store, opts["force-snapshot"], opts["enforce-retention"])
     return _run_daemon(store, exec_cmd)
 
 
-def _run_once(store, force_snapshot: bool) -> int:
-    from litestream.ltx import SNAPSHOT_LEVEL
-
+def _run_once(store, force_snapshot: bool, enforce_retention: bool) -> int:
     store.open()
     try:
         store.sync_all_once()
-        if force_snapshot:
-            for e in store.entries:
-                if not e.ready:
-                    continue
-                for r in e.replicas:
-                    _upload_snapshot(e.db, r.client, SNAPSHOT_LEVEL)
+        for e in store.entries:
+            if not e.ready:
+                continue
+            for r in e.replicas:
+                if force_snapshot:
+                    store.maintenance.snapshot(e, r, force=True)
+                if enforce_retention:
+                    store.maintenance.snapshot_retention(e, r)
         logs.info("one-shot replication complete")
     except (SyncError, BackendError, LTXError, OSError) as e:
         store.close()
@@ -167,21 +165,6 @@ def _run_once(store, force_snapshot: bool) -> int:
     store.close()
     logs.info("litestream shut down")
     return 0
-
-
-def _upload_snapshot(db, client, level: int) -> None:
-    tmp = os.path.join(db.meta.path, f"snapshot-{os.getpid()}.ltx.tmp")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        header = db.write_snapshot(fd)
-        os.lseek(fd, 0, os.SEEK_SET)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            info = client.write_ltx_file(level, 1, header.max_txid, f, header.timestamp)
-        logs.info("snapshot complete", "system", "store", "db", os.path.basename(db.path),
-                  "txid", format_txid(header.max_txid), "size", info.size)
-    finally:
-        os.close(fd)
-        os.remove(tmp)
 
 
 def _run_daemon(store, exec_cmd: str) -> int:

@@ -1,0 +1,105 @@
+"""Compaction of one level of a replica into the next, through the ReplicaClient protocol only.
+
+A compaction merges the files of the source level past the destination level's newest TXID into one
+file [min, max] of the destination level (the reference's Compactor.Compact). The merge runs in the C
+core, streaming, newest page wins: memory follows the page index, never the database size. A single
+source file is stored again as it is (the file backend hard-links it): merging it would only rewrite
+the same bytes (upstream #1407), and the reference's restore planner accepts the copy like any other
+file of the level."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable
+from typing import BinaryIO
+
+from litestream import _ltxcore as core
+from litestream.backends.base import ReplicaClient
+from litestream.db.checksums import decode_reserved, encode_reserved
+from litestream.ltx import HEADER_SIZE, FileInfo, Header
+from litestream.replication.writes import write_filled
+
+# The path of a local copy of a file of the replica (the meta dir's L0 files), or None.
+LocalOpener = Callable[[int, int, int], str | None]
+
+
+class NoCompaction(Exception):
+    """The source level has nothing past the destination level (the reference's ErrNoCompaction)."""
+
+
+def max_file(client: ReplicaClient, level: int) -> FileInfo | None:
+    """The file of a level with the highest MaxTXID (None: the level is empty)."""
+    best = None
+    for info in client.ltx_files(level, 0, False):
+        if best is None or info.max_txid > best.max_txid:
+            best = info
+    return best
+
+
+class Compactor:
+    def __init__(self, client: ReplicaClient, local: LocalOpener | None = None) -> None:
+        self.client = client
+        self.local = local
+
+    def compact(self, dst_level: int, src_level: int) -> FileInfo:
+        prev = max_file(self.client, dst_level)
+        seek = prev.max_txid + 1 if prev is not None else 0
+        srcs = list(self.client.ltx_files(src_level, seek, False))
+        if not srcs:
+            raise NoCompaction()
+        lo, hi = min(i.min_txid for i in srcs), max(i.max_txid for i in srcs)
+        with contextlib.ExitStack() as stack:
+            inputs = [stack.enter_context(self._open(i)) for i in srcs]
+            seekable = all(_is_file(f) for f in inputs)
+            if len(inputs) == 1 and seekable:
+                src = inputs[0]
+                ts = Header.decode(_pread_header(src)).timestamp
+                src.seek(0)
+                return self.client.write_ltx_file(dst_level, lo, hi, src, ts)
+            # Streams from a remote backend are read once, by the merge; their checksums are not carried.
+            sums = _chained_sums([_pread_header(f) for f in inputs]) if seekable else None
+            sources = [f.fileno() for f in inputs] if seekable else inputs
+
+            def fill(fd: int) -> Header:
+                # The checksums go into the header as it is streamed out: no seek back, so the same code
+                # serves a backend that streams the upload.
+                hdr, _ = core.merge(sources, fd, reserved=encode_reserved(*sums) if sums is not None else None)
+                return Header(*hdr)
+
+            return write_filled(self.client, dst_level, fill)
+
+    def _open(self, info: FileInfo) -> BinaryIO:
+        for path in (self.local(info.level, info.min_txid, info.max_txid) if self.local else None,
+                     self.client.local_path(info.level, info.min_txid, info.max_txid)):
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    return open(path, "rb")
+        return self.client.open_ltx_file(info.level, info.min_txid, info.max_txid)
+
+
+def _is_file(f: BinaryIO) -> bool:
+    try:
+        f.fileno()
+    except (OSError, AttributeError, ValueError):
+        return False
+    return True
+
+
+def _pread_header(f: BinaryIO) -> bytes:
+    f.seek(0)
+    return f.read(HEADER_SIZE)
+
+
+def _chained_sums(headers: list[bytes]) -> tuple[int, int] | None:
+    """The merged file's database checksums (pre of the first input, post of the last) when every input
+    carries them and each one continues where the one before ended; None otherwise."""
+    sums = [decode_reserved(h) for h in headers]
+    if any(s is None for s in sums):
+        return None
+    for a, b in itertools.pairwise(sums):
+        if b.pre_apply and b.pre_apply != a.post_apply:  # type: ignore[union-attr]
+            return None
+    first = Header.decode(headers[0])
+    pre = 0 if first.is_snapshot else sums[0].pre_apply  # type: ignore[union-attr]
+    return pre, sums[-1].post_apply  # type: ignore[union-attr]

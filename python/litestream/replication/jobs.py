@@ -1,0 +1,239 @@
+"""Compaction, snapshots and retention as periodic jobs on the one scheduler.
+
+One timer per level for the whole process (not per database, so thousands of idle databases cost no
+timers), scheduled as the reference does: the first run at start, then at each wall-clock multiple of
+the level's interval (UTC). A timer marks the task due on every ready database and triggers that
+database's one maintenance job in the scheduler's heavy pool: at most one maintenance job per database
+at a time, a bounded number per process, never in the way of a WAL sync or an upload. A job runs its
+due tasks in order (lower levels first, then the snapshot, then L0 retention) for every replica of its
+database, each replica with its own levels and retention."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from litestream import logs
+from litestream.backends.base import BackendError
+from litestream.db.sync import SyncError
+from litestream.ltx import SNAPSHOT_LEVEL, LTXError, format_txid
+from litestream.replication.compactor import Compactor, NoCompaction, max_file
+from litestream.replication.retention import (
+    Deleter,
+    enforce_level_retention,
+    enforce_retention_by_txid,
+    enforce_snapshot_retention,
+    l0_expired,
+)
+from litestream.replication.snapshot import upload_snapshot
+from litestream.scheduler import HEAVY_POOL, Scheduler
+
+log = logs.get_logger("store")
+
+L0_RETENTION = "l0-retention"
+_FAILURES = (BackendError, OSError, LTXError, SyncError)
+
+
+@dataclass(frozen=True)
+class Level:
+    level: int  # 1..8, or SNAPSHOT_LEVEL
+    interval_ns: int
+    retention_ns: int | None = None  # levels[].retention: None keeps every file a higher level has not covered
+
+
+@dataclass
+class Policy:
+    """The global `levels:`, `snapshot:`, `l0-retention*` and `retention.enabled` settings."""
+
+    levels: list[Level] = field(default_factory=list)  # compaction levels, L1 first
+    snapshot_interval_ns: int = 24 * 3600 * 10**9
+    snapshot_retention_ns: int = 24 * 3600 * 10**9
+    l0_retention_ns: int = 5 * 60 * 10**9
+    l0_retention_check_interval_ns: int = 15 * 10**9
+    retention_enabled: bool = True
+
+    def schedules(self) -> list[Level]:
+        return [*self.levels, Level(SNAPSHOT_LEVEL, self.snapshot_interval_ns)]
+
+
+def prev_boundary_ns(now_ns: int, interval_ns: int) -> int:
+    """time.Truncate(interval) for a UTC wall clock: the latest multiple of interval at or before now."""
+    return now_ns - now_ns % interval_ns
+
+
+class Maintenance:
+    """The maintenance jobs of every database of a Store. `entries` are the Store's DBEntry objects."""
+
+    def __init__(self, scheduler: Scheduler, entries: list, policy: Policy, closing: threading.Event,
+                 now_ns: Callable[[], int] = time.time_ns) -> None:
+        self.scheduler = scheduler
+        self.entries = entries
+        self.policy = policy
+        self.closing = closing
+        self.now_ns = now_ns
+        self._due: dict[int, set] = {}
+        self._lock = threading.Lock()
+        self.started = False
+
+    # --------------------------------------------------------------------------------------- timers
+
+    def start(self) -> None:
+        self.started = True
+        for lv in self.policy.schedules():
+            if lv.interval_ns > 0:
+                self._tick(lv.level, lv.interval_ns)
+        if self.policy.l0_retention_ns > 0 and self.policy.l0_retention_check_interval_ns > 0:
+            self._tick_l0()
+
+    def _tick(self, task: int, interval_ns: int) -> None:
+        if self.closing.is_set():
+            return
+        self.mark_due(task)
+        now = self.now_ns()
+        delay = (prev_boundary_ns(now, interval_ns) + interval_ns - now) / 1e9
+        self.scheduler.call_later(delay, lambda: self._tick(task, interval_ns))
+
+    def _tick_l0(self) -> None:
+        if self.closing.is_set():
+            return
+        self.mark_due(L0_RETENTION)
+        self.scheduler.call_later(self.policy.l0_retention_check_interval_ns / 1e9, self._tick_l0)
+
+    def mark_due(self, task: int | str, entries: list | None = None) -> None:
+        for e in entries if entries is not None else self.entries:
+            if not e.ready:
+                continue  # a database that is not open yet gets its first runs when it is (see ready())
+            with self._lock:
+                self._due.setdefault(id(e), set()).add(task)
+            self.scheduler.trigger(("maintenance", id(e)), lambda e=e: self._run(e), pool=HEAVY_POOL)
+
+    def ready(self, e) -> None:
+        """A database became ready after start: its first runs are now, as at start."""
+        for lv in self.policy.schedules():
+            if lv.interval_ns > 0:
+                self.mark_due(lv.level, [e])
+
+    # ----------------------------------------------------------------------------------------- jobs
+
+    def _run(self, e) -> None:
+        while not self.closing.is_set():
+            with self._lock:
+                due = self._due.get(id(e))
+                if not due:
+                    return
+                task = min(due, key=_task_order)
+                due.discard(task)
+            for r in e.replicas:
+                if self.closing.is_set():
+                    return
+                self.run_task(e, r, task)
+
+    def run_task(self, e, r, task: int | str) -> None:
+        name = os.path.basename(e.db.path)
+        try:
+            if task == L0_RETENTION:
+                self.l0_retention(e, r)
+            elif task == SNAPSHOT_LEVEL:
+                self.snapshot(e, r)
+                self.snapshot_retention(e, r)
+            else:
+                if self.compact(e, r, task) is not None and task == 1:
+                    self.l0_retention(e, r)
+        except _FAILURES as ex:
+            what = {L0_RETENTION: "l0 retention enforcement failed", SNAPSHOT_LEVEL: "snapshot failed"}
+            log.error(what.get(task, "compaction failed"), db=name, replica=r.name, level=_level_attr(task),
+                      error=str(ex))
+
+    def _too_early(self, r, level: int, interval_ns: int) -> bool:
+        """The level's newest file was made after the previous boundary (ErrCompactionTooEarly)."""
+        newest = max_file(r.client, level)
+        return newest is not None and newest.created_at_ns > prev_boundary_ns(self.now_ns(), interval_ns)
+
+    def compact(self, e, r, level: int):
+        lv = next((x for x in self.policy.levels if x.level == level), None)
+        if lv is None or e.db.page_size == 0:
+            return None
+        name = os.path.basename(e.db.path)
+        if self._too_early(r, level, lv.interval_ns):
+            log.debug("no compaction", db=name, level=level, reason="too early")
+            return None
+        try:
+            info = Compactor(r.client, self._local_opener(e)).compact(level, level - 1)
+        except NoCompaction:
+            log.debug("no compaction", db=name, level=level)
+            return None
+        log.info("compaction complete", db=name, replica=r.name, level=level,
+                 **{"txid.min": format_txid(info.min_txid), "txid.max": format_txid(info.max_txid)}, size=info.size)
+        if lv.retention_ns is not None:
+            higher = [x.level for x in self.policy.levels if x.level > level]
+            enforce_level_retention(r.client, self._deleter(r), level, lv.retention_ns, higher, self.now_ns())
+        return info
+
+    def snapshot(self, e, r, force: bool = False):
+        if e.db.page_size == 0 or e.db.txid == 0:
+            return None
+        if not force:
+            if self._too_early(r, SNAPSHOT_LEVEL, self.policy.snapshot_interval_ns):
+                return None
+            newest = max_file(r.client, SNAPSHOT_LEVEL)
+            if newest is not None and newest.max_txid >= e.db.txid:
+                return None
+        info = upload_snapshot(e.db, r.client)
+        log.info("snapshot complete", db=os.path.basename(e.db.path), replica=r.name,
+                 txid=format_txid(info.max_txid), size=info.size)
+        return info
+
+    def snapshot_retention(self, e, r) -> None:
+        retention = r.settings.retention_ns
+        if retention is None:
+            retention = self.policy.snapshot_retention_ns
+        deleter = self._deleter(r)
+        floor = enforce_snapshot_retention(r.client, deleter, retention, self.now_ns())
+        for lv in self.policy.levels:
+            enforce_retention_by_txid(r.client, deleter, lv.level, floor)
+
+    def l0_retention(self, e, r) -> None:
+        doomed = l0_expired(r.client, self.policy.l0_retention_ns, self.now_ns())
+        self._deleter(r).delete(doomed)
+        self.prune_local(e)
+
+    def prune_local(self, e) -> None:
+        """Local L0 files go once every replica has them and l0-retention has passed; the newest stays (it is
+        where replication resumes after a restart)."""
+        positions = [r.pos for r in e.replicas]
+        if not positions or any(p is None for p in positions):
+            return
+        upto = min(positions)
+        threshold = self.now_ns() - self.policy.l0_retention_ns
+        meta = e.db.meta
+        txids = meta.l0_txids()
+        for t in txids[:-1]:
+            if t > upto:
+                break
+            path = meta.l0_path(t)
+            try:
+                if os.stat(path).st_mtime_ns > threshold:
+                    break
+                os.remove(path)
+            except FileNotFoundError:
+                continue
+
+    def _deleter(self, r) -> Deleter:
+        return Deleter(r.client, self.policy.retention_enabled)
+
+    @staticmethod
+    def _local_opener(e) -> Callable[[int, int, int], str | None]:
+        def local(level: int, min_txid: int, max_txid: int) -> str | None:
+            return e.db.meta.l0_path(min_txid) if level == 0 and min_txid == max_txid else None
+        return local
+
+
+def _task_order(task: int | str) -> int:
+    return 100 if task == L0_RETENTION else int(task)
+
+
+def _level_attr(task: int | str) -> int:
+    return 0 if task == L0_RETENTION else int(task)
