@@ -16,6 +16,11 @@ the last TXID each one reported uploaded, and random earlier TXIDs. A check pass
 prefix of the workload (crashload.py replays it: rows, payload hashes), with the prefix never shrinking as
 the TXID grows and the last reported upload of every process never lost.
 
+With maintenance (the default; `--no-maintenance` turns it off) the replicator also compacts (L1 every
+2 s, L2 every 7 s), snapshots every 10 s and expires (snapshot and L0 retention of 2 minutes, checked
+every 3 s), so kills land in those passes too. Random TXIDs are then drawn from those the retention
+window promises: TXIDs whose L0 file the replica still holds, uploaded in the last 90 seconds.
+
 The last line is `K/N checks pass, C cycles, R refused, X corrupt, L lost rows`."""
 
 from __future__ import annotations
@@ -84,9 +89,17 @@ class Incarnation:
         return text
 
 
+# Short maintenance intervals, so that kills land in compactions, snapshots and retention passes.
+MAINTENANCE_CONFIG = ("levels:\n  - interval: 2s\n  - interval: 7s\n"
+                      "snapshot:\n  interval: 10s\n  retention: 2m\n"
+                      "l0-retention: 2m\nl0-retention-check-interval: 3s\n")
+PROMISE_S = 90.0  # inside the 2-minute windows, with room for a check's own duration
+
+
 class CrashLoop:
     def __init__(self, workdir: Path, page_size: int = 4096, cycles: int = 20, check_every: int = 10,
-                 seed: int = 1, samples: int = 4, rate: float = 150.0, log=print, db_config: str = "") -> None:
+                 seed: int = 1, samples: int = 4, rate: float = 150.0, log=print, db_config: str = "",
+                 maintenance: bool = True) -> None:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "app.db"
@@ -104,8 +117,9 @@ class CrashLoop:
         self.unchecked: list[Incarnation] = []  # replicator processes since the last check
         self.n_incarnations = 0
         self.config = self.dir / "litestream.yml"
+        self.maintenance = maintenance
         self.config.write_text(
-            "logging:\n  level: debug\n"
+            "logging:\n  level: debug\n" + (MAINTENANCE_CONFIG if maintenance else "") +
             f"dbs:\n  - path: {self.db}\n    monitor-interval: 100ms\n{db_config}"
             f"    replica:\n      type: file\n      path: {self.replica}\n      sync-interval: 200ms\n")
 
@@ -232,8 +246,11 @@ class CrashLoop:
                 targets.setdefault(inc.first_txid, "first written by a restarted process")
             if inc.last_upload:
                 targets.setdefault(inc.last_upload, "last reported upload")
-        for _ in range(self.samples):
-            targets.setdefault(self.rng.randint(1, max_txid), "random")
+        promised = self.promised_txids()
+        for t in [t for t in targets if t is not None and t not in promised]:
+            del targets[t]  # retention may have compacted it away: no restore of exactly it is promised
+        for t in self.rng.sample(sorted(promised), min(self.samples, len(promised))):
+            targets.setdefault(t, "random")
         self.unchecked = []
         results = []
         for txid in sorted(targets, key=lambda t: max_txid + 1 if t is None else t):
@@ -244,6 +261,20 @@ class CrashLoop:
             if s2 < s1:
                 self.fail(f"TXID {t2} holds seq {s2}, before TXID {t1}'s {s1}")
         self.say(f"  check after cycle {self.report.cycles}: {self.report.line()}")
+
+    def promised_txids(self) -> set[int]:
+        """TXIDs a restore must reach exactly: with maintenance, those whose L0 file the replica holds and
+        uploaded inside the last PROMISE_S; without it, every TXID up to the replica's newest."""
+        level0 = self.replica / "ltx" / "0"
+        txids = {}
+        for name in os.listdir(level0):
+            if name.endswith(".ltx"):
+                with contextlib.suppress(FileNotFoundError):
+                    txids[int(name[:16], 16)] = (level0 / name).stat().st_mtime
+        if not self.maintenance:
+            return set(range(1, max(txids, default=0) + 1))
+        horizon = time.time() - PROMISE_S
+        return {t for t, mtime in txids.items() if mtime >= horizon}
 
     def check_txid(self, txid: int | None, why: str, source: tuple[int, dict] | None) -> int | None:
         """Restore one TXID with both tools and verify it; returns the seq it holds."""
@@ -343,11 +374,12 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=4, help="random TXIDs per check")
     ap.add_argument("--rate", type=float, default=150.0, help="writer transactions per second")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--no-maintenance", action="store_true", help="no compaction, snapshots or retention")
     a = ap.parse_args()
     workdir = Path(a.workdir or f"/tmp/crashloop-{a.page_size}-{a.seed}")
     print(f"crash loop: {a.cycles} cycles, page size {a.page_size}, seed {a.seed}, in {workdir}", flush=True)
     loop = CrashLoop(workdir, a.page_size, a.cycles, a.check_every, a.seed, a.samples, a.rate,
-                     log=lambda m: print(m, flush=True))
+                     log=lambda m: print(m, flush=True), maintenance=not a.no_maintenance)
     t0 = time.monotonic()
     report = loop.run()
     print(f"snapshots by reason: {report.snapshots}; checksums recomputed: {report.recomputed}; "

@@ -303,3 +303,75 @@ def test_a_running_store_compacts_snapshots_and_expires(tmp_path):
     r = run_ref("restore", "-o", str(ref), f"file://{client.path}")
     assert r.returncode == 0, r.stderr
     assert ref.read_bytes() == out.read_bytes()
+
+
+def test_a_snapshot_being_encoded_does_not_hold_up_syncs(writer, tmp_path, monkeypatch):
+    """The database lock is held only to plan a snapshot: syncs go on while it is encoded, and the
+    checkpoint lock keeps anyone from copying into the database file until it is done."""
+    import threading
+
+    from litestream.replication.snapshot import upload_snapshot
+
+    w = writer()
+    for _ in range(3):
+        w.commit()
+    planned = w.db.txid
+    real = w.db.syncer.encode_snapshot
+    reading, go = threading.Event(), threading.Event()
+
+    def slow(*args, **kwargs):
+        reading.set()
+        assert go.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(w.db.syncer, "encode_snapshot", slow)
+    done: list = []
+    t = threading.Thread(target=lambda: done.append(upload_snapshot(w.db, w.client)))
+    t.start()
+    assert reading.wait(10)
+    w.commit()  # syncs and uploads while the snapshot is being read
+    assert w.db.txid == planned + 1
+    assert _app_checkpoint_busy(w.path)  # another process cannot copy meanwhile
+    go.set()
+    t.join(10)
+    assert done and done[0].max_txid == planned
+    assert not _app_checkpoint_busy(w.path)  # released
+    w.client.delete_ltx_files([f for f in w.files(0) if f.max_txid <= planned])
+    assert w.restore(planned) == w.states[planned]  # from the snapshot alone
+    assert w.restore() == w.states[w.db.txid]
+
+
+def _app_checkpoint_busy(path: str) -> bool:
+    """PRAGMA wal_checkpoint(PASSIVE) in a process of its own (locks do not conflict within one)."""
+    import subprocess
+    import sys
+
+    code = ("import apsw, sys; c = apsw.Connection(sys.argv[1]); "
+            "print(c.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()[0][0])")
+    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True).stdout
+    return out.strip() == "1"
+
+
+def test_first_replication_is_stored_once_across_levels(writer):
+    """Upstream #1407: the reference stores the first snapshot again at every level and as L9 (2.3x a
+    1 GiB database). Here L1, L2 and the L9 snapshot of an unchanged database are the same file."""
+    w = writer(levels=[Level(1, 10 * S), Level(2, 60 * S)])
+    with w.app:
+        w.app.executemany("INSERT INTO t(v) VALUES (randomblob(4000))", [()] * 500)
+    w.db.sync()
+    w.replica.sync()
+    w.now += 3600 * S
+    for task in (1, 2, SNAPSHOT_LEVEL):
+        w.maint.run_task(w.entry, w.replica, task)
+    assert [len(w.files(lv)) for lv in (1, 2, SNAPSHOT_LEVEL)] == [1, 1, 1]
+    inodes, total, logical = set(), 0, 0
+    for root, _, names in os.walk(w.client.path):
+        for name in names:
+            st = os.stat(os.path.join(root, name))
+            logical += st.st_size
+            if st.st_ino not in inodes:
+                inodes.add(st.st_ino)
+                total += st.st_blocks * 512
+    db_size = w.app.execute("PRAGMA page_count").fetchall()[0][0] * w.app.execute("PRAGMA page_size").fetchall()[0][0]
+    assert logical > 3 * db_size  # four names...
+    assert total <= 1.1 * db_size, (total, db_size)  # ...one copy on disk

@@ -272,6 +272,8 @@ class Database:
 
     def checkpoint_if_needed(self, pinned: bool = False) -> str | None:
         pos = self.syncer.pos
+        if self.idx.pinned:
+            return None  # a snapshot is being read from the database file: nothing may be copied into it
         if pos is None or not self.page_size or self.syncer.sealed is not None:
             return None  # sealed: checkpointed completely, waiting for the next write to restart the WAL
         try:
@@ -406,9 +408,25 @@ class Database:
     # -------------------------------------------------------------------------------------- snapshots
 
     def write_snapshot(self, fd: int) -> Header:
-        """A full snapshot LTX file (MinTXID 1, MaxTXID = current position) of the replicated state."""
+        """A full snapshot LTX file (MinTXID 1, MaxTXID = current position) of the replicated state.
+
+        The database lock is held only to plan it: the encoding, which reads the whole database, runs while
+        syncs go on, with SQLite's checkpoint lock keeping the database file as planned (our own
+        checkpoints wait, the application's return busy)."""
         with self.lock:
             if self.conns is None and not self.open():
                 raise SyncError(f"database does not exist: {self.path}")
             self._sync_all()
-            return self.syncer.write_snapshot(fd, self.wal_fd, self.db_fd, FLAG_NO_CHECKSUM)
+            plan = self.syncer.plan_snapshot(self.wal_fd)
+            if not self.idx.pin(self.settings.busy_timeout_ms / 1000):
+                raise SyncError("another process holds the checkpoint lock; the snapshot is taken later")
+            walfd, dbfd = self.wal_fd, self.db_fd
+        try:
+            header, drift = self.syncer.encode_snapshot(plan, fd, walfd, dbfd, FLAG_NO_CHECKSUM)
+        finally:
+            with self.lock:
+                self.idx.unpin()
+        if drift:
+            with self.lock:
+                self.syncer.force_snapshot = "database checksum drifted"
+        return header

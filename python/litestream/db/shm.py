@@ -137,6 +137,7 @@ class WalIndex:
     def __init__(self, fd: int | None = None) -> None:
         self.fd = fd
         self.held = False
+        self.pinned = 0  # snapshots being encoded that need the hold for their whole duration
 
     def info(self, wal_header: bytes) -> WalIndexInfo | None:
         return read_info_fd(self.fd, wal_header) if self.fd is not None else None
@@ -150,5 +151,20 @@ class WalIndex:
         return self.held
 
     def release(self) -> None:
-        release_checkpoint_lock(self.fd)
+        if not self.pinned:
+            release_checkpoint_lock(self.fd)
         self.held = False
+
+    def pin(self, wait_s: float = 0.0) -> bool:
+        """Hold the checkpoint lock until unpin(), whatever other users release meanwhile (the caller makes
+        sure no checkpoint of this process runs: SQLite's unlock at its end would drop it)."""
+        if self.pinned or hold_checkpoint_lock(self.fd, wait_s):
+            self.pinned += 1
+            return True
+        return False
+
+    def unpin(self) -> None:
+        self.pinned -= 1
+        if not self.pinned:
+            release_checkpoint_lock(self.fd)
+            self.held = False

@@ -104,6 +104,17 @@ def wal_frames_at(page_size: int, offset: int) -> int:
     return (offset - WAL_HEADER_SIZE) // (24 + page_size)
 
 
+@dataclass(frozen=True)
+class SnapshotPlan:
+    txid: int
+    commit: int
+    pgnos: array
+    offsets: array
+    raw_hdr: bytes
+    info: WalIndexInfo  # the WAL index when planned: nothing may be copied until the snapshot is encoded
+    db_sum: int | None  # the database checksum recorded for this position
+
+
 # ------------------------------------------------------------------------------------------------ guards
 
 class _Guard:
@@ -441,37 +452,44 @@ class Syncer:
 
     # -------------------------------------------------------------------------------------- snapshots
 
-    def write_snapshot(self, fd: int, walfd: int, dbfd: int, flags: int) -> Header:
-        """Encode the state at the current position as a snapshot [1, txid] into fd: the database file
-        plus the latest synced frame of every page this WAL generation changed."""
+    def plan_snapshot(self, walfd: int) -> SnapshotPlan:
+        """What a snapshot of the current position reads: the database file plus the latest synced frame of
+        every page this WAL generation changed. Call it with the database lock held; encode_snapshot then
+        needs no lock while SQLite's checkpoint lock keeps the database file as it is."""
         p = self.pos
         if p is None or not self.gen_map_ok or self.txid == 0:
             raise SyncError("no replicated position to snapshot yet")
         raw_hdr = os.pread(walfd, WAL_HEADER_SIZE, 0)
-        guard = _CopyBound(self.idx, raw_hdr, wal_frames_at(self.page_size, p.end))
-        if raw_hdr[16:24] != _salt_bytes(p.salts) or not guard.holds():
+        info = self.idx.info(raw_hdr)
+        if raw_hdr[16:24] != _salt_bytes(p.salts) or info is None or \
+                info.copied_upto > wal_frames_at(self.page_size, p.end):
             raise SyncError("the wal moved past the replicated position; the snapshot is taken after the next sync")
         pgnos = array("I", sorted(k for k in self.gen_map if k <= p.commit))
         offsets = array("Q", [self.gen_map[k] for k in pgnos])
-        header = _snapshot_header(flags, self.page_size, p.commit, self.txid)
+        return SnapshotPlan(self.txid, p.commit, pgnos, offsets, raw_hdr, info, self.db_sum)
+
+    def encode_snapshot(self, plan: SnapshotPlan, fd: int, walfd: int, dbfd: int, flags: int) -> tuple[Header, bool]:
+        """Encode a planned snapshot [1, txid] into fd. Returns the header and whether the database checksum
+        recorded for that position drifted from the snapshot's (the caller then forces a snapshot L0).
+        Raises SyncError when the database file or the frames may have changed while they were read."""
+        header = _snapshot_header(flags, self.page_size, plan.commit, plan.txid)
         enc = core.Encoder(fd)
         enc.track_sums(True)
         enc.write_header(header)
-        enc.write_wal_pages(walfd, dbfd, pgnos, offsets, p.commit, 1, p.commit)
+        enc.write_wal_pages(walfd, dbfd, plan.pgnos, plan.offsets, plan.commit, 1, plan.commit)
         post = CHECKSUM_FLAG | (enc.page_sum & LOW63)
         enc.finish(0)
         core.patch_reserved(fd, encode_reserved(0, post), enc.hashed_len)
-        if not guard.holds():
-            # Frames we read may have been overwritten (WAL restarted) or the file changed under us.
+        # Still the same generation (a restart rewrites the index salts before any frame), the checkpoint
+        # lock still ours and nothing copied meanwhile: the file and the frames held what the plan saw.
+        if not _Frozen(self.idx, plan.raw_hdr, plan.info, took_lock=False).holds():
             raise SyncError("the database changed while the snapshot was written; it is taken again later")
-        if self.db_sum is not None and post != self.db_sum:
+        drift = plan.db_sum is not None and post != plan.db_sum
+        if drift:
             # The snapshot is right by construction; the running checksum is not. Re-base it.
-            self.log.error("database checksum drifted; next sync takes a snapshot", expected=f"{self.db_sum:016x}",
+            self.log.error("database checksum drifted; next sync takes a snapshot", expected=f"{plan.db_sum:016x}",
                            actual=f"{post:016x}")
-            self.force_snapshot = "database checksum drifted"
-        return header
-
-    # ------------------------------------------------------------------------------------------ write
+        return header, drift
 
     def _write(self, walfd: int, dbfd: int, hdr: wal.WALHeader, start: int, scan: wal.WALScan, snapshot: bool,
                reason: str | None, guard: _Guard | None) -> SyncResult:

@@ -50,7 +50,7 @@ class Compactor:
             raise NoCompaction()
         lo, hi = min(i.min_txid for i in srcs), max(i.max_txid for i in srcs)
         with contextlib.ExitStack() as stack:
-            inputs = [stack.enter_context(self._open(i)) for i in srcs]
+            inputs = [stack.enter_context(self.open(i)) for i in srcs]
             seekable = all(_is_file(f) for f in inputs)
             if len(inputs) == 1 and seekable:
                 src = inputs[0]
@@ -69,7 +69,8 @@ class Compactor:
 
             return write_filled(self.client, dst_level, fill)
 
-    def _open(self, info: FileInfo) -> BinaryIO:
+    def open(self, info: FileInfo) -> BinaryIO:
+        """A file of the replica: a local copy when there is one, else a stream from the backend."""
         for path in (self.local(info.level, info.min_txid, info.max_txid) if self.local else None,
                      self.client.local_path(info.level, info.min_txid, info.max_txid)):
             if path is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from litestream import logs
 from litestream.backends.base import BackendError
 from litestream.db.sync import SyncError
-from litestream.ltx import SNAPSHOT_LEVEL, LTXError, format_txid
+from litestream.ltx import HEADER_SIZE, SNAPSHOT_LEVEL, Header, LTXError, format_txid
 from litestream.replication.compactor import Compactor, NoCompaction, max_file
 from litestream.replication.retention import (
     Deleter,
@@ -181,10 +181,24 @@ class Maintenance:
             newest = max_file(r.client, SNAPSHOT_LEVEL)
             if newest is not None and newest.max_txid >= e.db.txid:
                 return None
-        info = upload_snapshot(e.db, r.client)
+        info = self._snapshot_from_levels(e, r) or upload_snapshot(e.db, r.client)
         log.info("snapshot complete", db=os.path.basename(e.db.path), replica=r.name,
                  txid=format_txid(info.max_txid), size=info.size)
         return info
+
+    def _snapshot_from_levels(self, e, r):
+        """A file [1, N] of a lower level, with N the database's position, is a snapshot at N already (a
+        snapshot, or a merge starting with one, holds every page): store it again as the L9 file (the file
+        backend hard-links it) instead of reading and uploading the whole database once more."""
+        for level in (0, *(lv.level for lv in self.policy.levels)):
+            first = next(iter(r.client.ltx_files(level, 0, False)), None)
+            if first is None or first.min_txid != 1 or first.max_txid != e.db.txid:
+                continue
+            with Compactor(r.client).open(first) as src:
+                header = Header.decode(src.read(HEADER_SIZE))
+                src.seek(0)
+                return r.client.write_ltx_file(SNAPSHOT_LEVEL, 1, first.max_txid, src, header.timestamp)
+        return None
 
     def snapshot_retention(self, e, r) -> None:
         retention = r.settings.retention_ns
