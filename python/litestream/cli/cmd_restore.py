@@ -149,7 +149,6 @@ def run(args: list[str], name: str = "restore") -> int:
             raise CommandError("cannot use follow mode with -txid")
         if timestamp_ns is not None:
             raise CommandError("cannot use follow mode with -timestamp")
-        raise CommandError("follow mode (-f) is not supported by litestream-py yet")
     source = opts.args[0]
     output = opts.o
     try:
@@ -188,6 +187,8 @@ def run(args: list[str], name: str = "restore") -> int:
                 _print_plan(p)
             return 0
 
+        if opts.f and os.path.exists(output):
+            return _resume_follow(client, output, opts["follow-interval"])
         replacing = prepare_output_path(output, opts.force)
         if opts.txid and timestamp_ns is not None:
             raise CommandError("cannot specify index & timestamp to restore")
@@ -221,6 +222,11 @@ def run(args: list[str], name: str = "restore") -> int:
             raise CommandError("restore interrupted by SIGTERM; no output was written") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
+        if opts.f:
+            from litestream.follow import write_txid_file
+
+            write_txid_file(output, plan[-1].max_txid)
+            return _follow(client, output, plan[-1].max_txid, opts["follow-interval"])
         if opts.json:
             summary = {"db_path": output, "replica": client.type, "txid": format_txid(opts.txid or plan[-1].max_txid),
                        "duration_ms": int((time.monotonic() - start) * 1000), "integrity_check": mode}
@@ -232,3 +238,30 @@ def run(args: list[str], name: str = "restore") -> int:
         raise CommandError(str(e)) from None
     except BackendError as e:
         raise CommandError(str(e)) from None
+
+
+def _resume_follow(client, output: str, interval_ns: int) -> int:
+    from litestream.follow import check_resumable
+
+    txid = check_resumable(client, output)
+    logs.get_logger("restore").info("resuming follow mode from crash recovery", txid=format_txid(txid),
+                                    output=output)
+    return _follow(client, output, txid, interval_ns)
+
+
+def _follow(client, output: str, txid: int, interval_ns: int) -> int:
+    """Follow until SIGINT or SIGTERM (exit 0)."""
+    from litestream.follow import Follower
+
+    follower = Follower(client, output, txid, interval_ns / 1e9)
+
+    def stop(signum, frame):
+        follower.stop.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        follower.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
