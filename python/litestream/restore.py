@@ -172,6 +172,12 @@ def check_restore_target(client: ReplicaClient, timestamp_ns: int | None) -> Non
     if timestamp_ns is None:
         return
     lo, hi = time_bounds(client)
+    from litestream import v3
+
+    if v3.supports_v3(client):  # the reference counts the v0.3 backup's times too
+        vlo, vhi = v3.time_bounds_v3(client)
+        if vlo is not None:
+            lo, hi = min(vlo, lo if lo is not None else vlo), max(vhi, hi if hi is not None else vhi)
     if lo is None:
         raise RestoreError("no backups found")
     if timestamp_ns < lo or timestamp_ns > hi:

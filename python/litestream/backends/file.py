@@ -9,6 +9,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
+from litestream import v3
 from litestream.backends.base import BackendError
 from litestream.fsutil import fsync_dir, write_atomic, write_atomic_with
 from litestream.ltx import FileInfo, Header, format_filename, parse_filename
@@ -155,3 +156,43 @@ class FileReplicaClient:
     def delete_all(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.path)
+
+    # ------------------------------------------------------------------- v0.3.x backups (read-only)
+
+    def _v3_dir(self, *parts: str) -> str:
+        return os.path.join(self.path, "generations", *parts)
+
+    def v3_generations(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self._v3_dir()))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [n for n in names if v3.is_generation(n) and os.path.isdir(self._v3_dir(n))]
+
+    def _v3_entries(self, generation: str, sub: str) -> Iterator[tuple[str, os.stat_result]]:
+        try:
+            names = os.listdir(self._v3_dir(generation, sub))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                yield name, os.stat(self._v3_dir(generation, sub, name))
+
+    def v3_snapshots(self, generation: str) -> list[v3.SnapshotV3]:
+        out = []
+        for name, st in self._v3_entries(generation, "snapshots"):
+            idx = v3.parse_snapshot_name(name)
+            if idx is not None:
+                out.append(v3.SnapshotV3(generation, idx, st.st_size, st.st_mtime_ns))
+        return sorted(out, key=lambda s: s.index)
+
+    def v3_wal_segments(self, generation: str) -> list[v3.SegmentV3]:
+        out = []
+        for name, st in self._v3_entries(generation, "wal"):
+            parsed = v3.parse_segment_name(name)
+            if parsed is not None:
+                out.append(v3.SegmentV3(generation, parsed[0], parsed[1], st.st_size, st.st_mtime_ns))
+        return sorted(out, key=lambda s: (s.index, s.offset))
+
+    def v3_open(self, relpath: str) -> BinaryIO:
+        return open(os.path.join(self.path, relpath), "rb")

@@ -193,6 +193,10 @@ def run(args: list[str], name: str = "restore") -> int:
         if opts.txid and timestamp_ns is not None:
             raise CommandError("cannot specify index & timestamp to restore")
         start = time.monotonic()
+        from litestream import v3
+
+        if not opts.txid and not opts.f and v3.should_use_v3(client, timestamp_ns):
+            return _restore_v3(client, output, timestamp_ns, mode, opts.json, log)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             try:
@@ -264,4 +268,26 @@ def _follow(client, output: str, txid: int, interval_ns: int) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 0
+
+
+def _restore_v3(client, output: str, timestamp_ns: int | None, mode: str, as_json: bool, log) -> int:
+    """A v0.3.x backup that is newer than the replica's LTX files (or better for the timestamp)."""
+    from litestream import v3
+
+    start = time.monotonic()
+    snapshot = v3.restore_v3(client, output, timestamp_ns)
+    log.info("restored from a v0.3.x backup", generation=snapshot.generation, index=snapshot.index)
+    if mode != "none":
+        try:
+            integrity_check(output, mode)
+        except RestoreError:
+            for p in (output, output + "-shm", output + "-wal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(p)
+            raise
+        log.info("post-restore integrity check passed")
+    if as_json:
+        print_json({"db_path": output, "replica": client.type, "generation": snapshot.generation,
+                    "duration_ms": int((time.monotonic() - start) * 1000), "integrity_check": mode})
     return 0
