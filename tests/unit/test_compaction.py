@@ -375,3 +375,55 @@ def test_first_replication_is_stored_once_across_levels(writer):
     db_size = w.app.execute("PRAGMA page_count").fetchall()[0][0] * w.app.execute("PRAGMA page_size").fetchall()[0][0]
     assert logical > 3 * db_size  # four names...
     assert total <= 1.1 * db_size, (total, db_size)  # ...one copy on disk
+
+
+def _cli_restore(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "litestream", "restore", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def _compacted(writer) -> Writer:
+    w = writer()
+    for _ in range(4):
+        w.commit()
+    Compactor(w.client).compact(1, 0)
+    for _ in range(2):
+        w.commit()
+    w.maint.snapshot(w.entry, w.replica, force=True)
+    w.client.delete_ltx_files(w.files(0)[:-1])
+    return w
+
+
+@pytest.mark.parametrize("damage", ["chain start gone", "txid gap", "corrupt snapshot", "replica gone"])
+def test_damaged_compacted_replicas_fail_in_one_line_with_no_output(writer, tmp_path, damage):
+    w = _compacted(writer)
+    args = ["-o", str(tmp_path / "out.db"), f"file://{w.client.path}"]
+    if damage == "chain start gone":
+        w.client.delete_ltx_files(w.files(SNAPSHOT_LEVEL))
+        os.remove(w.client.ltx_path(1, *(lambda f: (f.min_txid, f.max_txid))(w.files(1)[0])))
+        want = "Error: no matching backup files available"  # nothing starts the chain any more
+    elif damage == "txid gap":
+        w.client.delete_ltx_files(w.files(SNAPSHOT_LEVEL))
+        w.commit()
+        w.commit()
+        w.client.delete_ltx_files([w.files(0)[-2]])
+        want = "Error: cannot calc restore plan: non-contiguous ltx files: have up to"
+    elif damage == "corrupt snapshot":
+        snap = w.files(SNAPSHOT_LEVEL)[0]
+        path = w.client.ltx_path(SNAPSHOT_LEVEL, snap.min_txid, snap.max_txid)
+        data = bytearray(open(path, "rb").read())  # noqa: SIM115
+        data[len(data) // 2] ^= 0xFF
+        os.chmod(path, 0o644)
+        with open(path, "wb") as f:
+            f.write(data)
+        want = "Error: decode "
+    else:
+        args = ["-f", "-o", str(tmp_path / "out.db"), f"file://{tmp_path / 'nowhere'}"]
+        want = "Error: no matching backup files available"
+    r = _cli_restore(*args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(want), r.stderr
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(("out.db", ".out.db"))]
