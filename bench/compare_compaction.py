@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Compaction, snapshots and retention, ours against the reference binary, on the same workload.
+
+    python bench/compare_compaction.py storage [--size-mib 1024]     # replica bytes + local disk, peak RSS
+    python bench/compare_compaction.py l1 [--files 10000]             # L1 compaction of many L0 files
+
+storage: a --size-mib database of random 4000-byte blobs is replicated from scratch with every level
+configured as its hour-long defaults would run them within an hour (L1 30s, L2 5m, L3 1h and the daily
+snapshot, shrunk to 1s/3s/6s/8s), while an application updates a few rows a second; after 40 s the
+replica's bytes on disk (hard links counted once), the meta dir's, and the replicator's peak RSS
+(which includes its snapshot of the whole database) are printed for both, with the ratios.
+
+l1: a replica holding --files L0 files (one per transaction, written by ours) gets its first L1
+compaction from each implementation (levels: one 1h level, so it runs once, at start); printed: the
+time from start to the L1 file, CPU seconds and peak RSS."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import apsw
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
+
+from compare_replicate import Replicator, implementations, pragmas, sources_fingerprint  # noqa: E402
+
+BLOB = 4000
+
+
+def disk_bytes(root: Path) -> int:
+    """Bytes allocated under root, each inode once (hard-linked copies are free)."""
+    seen, total = set(), 0
+    for p in root.rglob("*"):
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            continue
+        if p.is_file() and st.st_ino not in seen:
+            seen.add(st.st_ino)
+            total += st.st_blocks * 512
+    return total
+
+
+def make_db(path: Path, size_mib: int) -> None:
+    conn = apsw.Connection(str(path))
+    pragmas(conn, "journal_mode=wal", "synchronous=off")
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    rows = size_mib * (1 << 20) // (BLOB + 100)
+    with conn:
+        conn.executemany("INSERT INTO t(v) VALUES (randomblob(?))", [(BLOB,)] * rows)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def config(path: Path, db: Path, replica: Path, levels: list[str], snapshot: str) -> None:
+    lv = "".join(f"  - interval: {i}\n" for i in levels)
+    path.write_text(f"levels:\n{lv}snapshot:\n  interval: {snapshot}\n  retention: 24h\n"
+                    f"dbs:\n  - path: {db}\n    monitor-interval: 1s\n"
+                    f"    replica:\n      type: file\n      path: {replica}\n      sync-interval: 1s\n")
+
+
+def storage(args) -> None:
+    cache = Path(tempfile.gettempdir()) / f"litestream-bench-compaction-{args.size_mib}.db"
+    if not cache.exists():
+        print(f"making a {args.size_mib} MiB database ...", flush=True)
+        make_db(cache, args.size_mib)
+    results = {}
+    for impl in implementations(args.only):
+        work = Path(tempfile.mkdtemp(prefix=f"bench-compaction-{impl.name}-"))
+        try:
+            db, replica = work / "app.db", work / "replica"
+            shutil.copy(cache, db)
+            cfg = work / "litestream.yml"
+            config(cfg, db, replica, ["1s", "3s", "6s"], "8s")
+            app = apsw.Connection(str(db))
+            with Replicator(impl, cfg, work) as r:
+                peak = 0
+                t0 = time.monotonic()
+                i = 0
+                while time.monotonic() - t0 < args.seconds:
+                    with app:
+                        app.execute("UPDATE t SET v = randomblob(?) WHERE id = ?", (BLOB, 1 + (i * 7919) % 1000))
+                    i += 1
+                    peak = max(peak, r.usage().hwm_kib)
+                    time.sleep(0.2)
+                r.stop()
+            app.close()
+            meta = work / ".app.db-litestream"
+            logical = os.path.getsize(db)
+            results[impl.name] = (disk_bytes(replica), disk_bytes(meta), peak / 1024, logical)
+            levels = sorted(int(p.name) for p in (replica / "ltx").iterdir())
+            print(f"{impl.name:9s} replica {results[impl.name][0] / 2**20:8.1f} MiB "
+                  f"({results[impl.name][0] / logical:.2f}x the database)  meta {results[impl.name][1] / 2**20:7.1f} "
+                  f"MiB  peak RSS {results[impl.name][2]:6.1f} MiB  levels {levels}", flush=True)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    if len(results) == 2:
+        o, f = results["ours"], results["reference"]
+        print(f"ratios ours/reference: replica {o[0] / f[0]:.2f}, meta {o[1] / max(f[1], 1):.2f}, "
+              f"peak RSS {o[2] / f[2]:.2f}")
+
+
+def make_l0_replica(work: Path, files: int) -> tuple[Path, Path]:
+    """A database and a replica of `files` L0 files, written by ours, one transaction each."""
+    from litestream.backends.file import FileReplicaClient
+    from litestream.db.database import Database, DBSettings
+    from litestream.replica import Replica
+
+    db = work / "app.db"
+    app = apsw.Connection(str(db))
+    pragmas(app, "journal_mode=wal")
+    app.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    d = Database(str(db), DBSettings(monitor_interval_s=0, checkpoint_interval_s=0, min_checkpoint_page_n=500))
+    replica = Replica(d, FileReplicaClient(str(work / "replica")))
+    for i in range(files - 1):
+        with app:
+            app.execute("INSERT INTO t(v) VALUES (randomblob(200))")
+            app.execute("UPDATE t SET v = randomblob(300) WHERE id = ?", (1 + i // 3,))
+        d.sync()
+    while replica.sync():
+        pass
+    d.close()
+    app.close()
+    return db, work / "replica"
+
+
+def l1(args) -> None:
+    base = Path(tempfile.mkdtemp(prefix="bench-l1-"))
+    try:
+        print(f"writing a replica of {args.files} L0 files ...", flush=True)
+        (base / "src").mkdir()
+        src_db, src_replica = make_l0_replica(base / "src", args.files)
+        results = {}
+        for impl in implementations(args.only):
+            work = base / impl.name
+            work.mkdir()
+            db = work / "app.db"
+            shutil.copy(src_db, db)
+            shutil.copytree(src_replica, work / "replica")
+            cfg = work / "litestream.yml"
+            config(cfg, db, work / "replica", ["1h"], "24h")
+            l1_dir = work / "replica" / "ltx" / "1"
+            with Replicator(impl, cfg, work) as r:
+                t0 = time.monotonic()
+                peak = 0
+                while not (l1_dir.exists() and any(l1_dir.iterdir())):
+                    r.check()
+                    peak = max(peak, r.usage().hwm_kib)
+                    if time.monotonic() - t0 > 600:
+                        raise SystemExit(f"{impl.name}: no L1 file after 600 s")
+                    time.sleep(0.01)
+                took = time.monotonic() - t0
+                u = r.usage()
+                r.stop()
+            results[impl.name] = (took, u.cpu, max(peak, u.hwm_kib) / 1024)
+            name = next(l1_dir.iterdir()).name
+            print(f"{impl.name:9s} L1 {name} after {took:6.2f} s, CPU {u.cpu:6.2f} s, "
+                  f"peak RSS {results[impl.name][2]:6.1f} MiB", flush=True)
+        if len(results) == 2:
+            o, f = results["ours"], results["reference"]
+            print(f"ratios ours/reference: time {o[0] / f[0]:.2f}, CPU {o[1] / f[1]:.2f}, peak RSS {o[2] / f[2]:.2f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["storage", "l1"])
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--files", type=int, default=10000)
+    ap.add_argument("--only", choices=["ours", "reference"])
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    print(f"ours: {sources_fingerprint()}", flush=True)
+    storage(args) if args.what == "storage" else l1(args)
+
+
+if __name__ == "__main__":
+    main()
