@@ -194,17 +194,23 @@ def _checkpoint(db: str) -> None:
 
 
 def _decompress(client: V3Client, relpath: str, dst: BinaryIO) -> int:
-    """LZ4-frame-decompress one object into dst, streaming. Returns the bytes written."""
-    import lz4.frame
+    """LZ4-frame-decompress one object into dst, streaming (the system liblz4, through the core). Returns
+    the bytes written."""
+    from litestream import _ltxcore as core
+    from litestream.ltx import LTXError
 
     n = 0
+    dec = core.LZ4FrameDecoder()
     try:
-        with client.v3_open(relpath) as raw, lz4.frame.LZ4FrameFile(raw, "rb") as src:
-            while chunk := src.read(_CHUNK):
-                dst.write(chunk)
-                n += len(chunk)
-    except (RuntimeError, EOFError) as e:  # lz4 reports a damaged or cut frame this way
+        with client.v3_open(relpath) as raw:
+            while chunk := raw.read(_CHUNK):
+                out = dec.decompress(chunk)
+                dst.write(out)
+                n += len(out)
+    except LTXError as e:
         raise RestoreError(f"decompress {relpath}: {e}") from None
     except FileNotFoundError:
         raise RestoreError(f"v0.3 backup file missing: {relpath}") from None
+    if not dec.finished:
+        raise RestoreError(f"decompress {relpath}: the lz4 frame is cut short")
     return n

@@ -817,3 +817,50 @@ def wal_scan(int fd, header, uint64_t start, uint32_t salt1, uint32_t salt2, uin
                 "valid_end": s.valid_end, "limited": bool(s.limited)}
     finally:
         ltx_wal_scan_free(&s)
+
+
+# ------------------------------------------------------------------------------------------ LZ4 frames
+
+cdef class LZ4FrameDecoder:
+    """Streaming decoder of one LZ4 frame (v0.3.x snapshots and WAL segments), on the system liblz4:
+    feed it chunks of the compressed object, get the decompressed bytes back; `finished` once the frame's
+    end mark (and checksum, when the frame has one) was read."""
+    cdef LZ4F_dctx *d
+    cdef readonly bint finished
+
+    def __cinit__(self):
+        if LZ4F_isError(LZ4F_createDecompressionContext(&self.d, LZ4F_VERSION)):
+            raise MemoryError()
+        self.finished = False
+
+    def __dealloc__(self):
+        if self.d != NULL:
+            LZ4F_freeDecompressionContext(self.d)
+
+    def decompress(self, data):
+        cdef const uint8_t[::1] src = data
+        cdef size_t pos = 0, n = src.shape[0], src_n, dst_n, hint = 1
+        cdef size_t cap = 1 << 20
+        cdef bytearray out = bytearray()
+        cdef bytearray buf = bytearray(cap)
+        cdef uint8_t *dst = buf
+        if self.finished and n:
+            raise LTXError("data after the end of the lz4 frame", "format")
+        while pos < n or hint:
+            src_n = n - pos
+            dst_n = cap
+            with nogil:
+                hint = LZ4F_decompress(self.d, dst, &dst_n, &src[0] + pos if n else NULL, &src_n, NULL)
+            if LZ4F_isError(hint):
+                raise LTXError("lz4 frame: " + LZ4F_getErrorName(hint).decode(), "format")
+            pos += src_n
+            if dst_n:
+                out += buf[:dst_n]
+            if hint == 0:
+                self.finished = True
+                if pos < n:
+                    raise LTXError("data after the end of the lz4 frame", "format")
+                break
+            if pos >= n and dst_n < cap:
+                break  # needs more input
+        return bytes(out)

@@ -161,3 +161,14 @@ cdef extern from "ltx_pages.h" nogil:
                              uint32_t db_to, char *err, size_t errlen)
     int ltx_checksum_pages(int wal_fd, int db_fd, uint32_t page_size, const uint32_t *pgnos, const uint64_t *offsets,
                            size_t n, uint64_t *out, char *err, size_t errlen)
+
+cdef extern from "lz4frame.h" nogil:
+    ctypedef struct LZ4F_dctx:
+        pass
+    unsigned LZ4F_VERSION
+    size_t LZ4F_createDecompressionContext(LZ4F_dctx **dctx, unsigned version)
+    size_t LZ4F_freeDecompressionContext(LZ4F_dctx *dctx)
+    size_t LZ4F_decompress(LZ4F_dctx *dctx, void *dst, size_t *dst_size, const void *src, size_t *src_size,
+                           const void *opts)
+    unsigned LZ4F_isError(size_t code)
+    const char *LZ4F_getErrorName(size_t code)
