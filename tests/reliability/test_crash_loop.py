@@ -115,6 +115,58 @@ def test_kill_during_the_first_snapshot_of_a_large_database(tmp_path):
     assert peak < 150, f"replicator peak RSS {peak:.0f} MiB for a 210 MiB database"
 
 
+@pytest.mark.timeout(600)
+def test_kill_during_a_scheduled_snapshot(tmp_path):
+    """SIGKILL while an L9 snapshot of a changed 120 MiB database is being written into the replica: the
+    next process removes the cut `.tmp` from the replica, snapshots again, and both tools restore; the
+    snapshot is streamed (memory far below the database's size)."""
+    db, replica = tmp_path / "app.db", tmp_path / "replica"
+    app = apsw.Connection(str(db))
+    app.execute("PRAGMA journal_mode=wal")
+    app.execute("CREATE TABLE bulk(id INTEGER PRIMARY KEY, b BLOB)")
+    with app:
+        for _ in range(120):
+            app.execute("INSERT INTO bulk(b) VALUES (randomblob(1048576))")
+    app.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    # The first run at start snapshots at once; the database changes first, and no compaction level can
+    # offer a [1, position] file, so the snapshot must read the whole database.
+    cfg = tmp_path / "litestream.yml"
+    cfg.write_text(f"levels: []\nsnapshot:\n  interval: 1h\n"
+                   f"dbs:\n  - path: {db}\n    monitor-interval: 100ms\n"
+                   f"    replica:\n      type: file\n      path: {replica}\n      sync-interval: 100ms\n")
+    for step in range(2):  # the initial snapshot, then an L0 for a change
+        if step:
+            with app:
+                app.execute("UPDATE bulk SET b = randomblob(1048576) WHERE id = 7")
+        r = subprocess.run([sys.executable, "-m", "litestream", "replicate", "-once", "-config", str(cfg)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    log = tmp_path / "replicate.log"
+    proc = _replicate(cfg, log)
+    level9 = replica / "ltx" / "9"
+
+    def cut_midway() -> bool:
+        tmps = list(level9.glob("*.tmp")) if level9.exists() else []
+        return any(p.stat().st_size > 8 << 20 for p in tmps if p.exists())
+
+    assert wait_for(cut_midway, timeout=120, interval=0.002), log.read_text()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(level9.glob("*.tmp")) and not list(level9.glob("*.ltx")), "the snapshot finished before the kill"
+    proc = _replicate(cfg, log)
+    assert wait_for(lambda: list(level9.glob("*.ltx")), timeout=120), log.read_text()[-3000:]
+    assert not list(level9.glob("*.tmp"))
+    peak = _peak_rss_mib(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    want = content_digest(db)
+    app.close()
+    ours, ref = _restore_both(replica, tmp_path)
+    assert ours.read_bytes() == ref.read_bytes()
+    assert content_digest(ours) == want and integrity_ok(ours)
+    assert peak < 150, f"replicator peak RSS {peak:.0f} MiB for a 120 MiB database"
+
+
 def _write_lock_holder(shm: Path) -> set[int]:
     """PIDs holding SQLite's WAL write lock (an fcntl lock on byte 120 of the -shm file), from /proc/locks."""
     st = os.stat(shm)
