@@ -18,8 +18,9 @@ the TXID grows and the last reported upload of every process never lost.
 
 With maintenance (the default; `--no-maintenance` turns it off) the replicator also compacts (L1 every
 2 s, L2 every 7 s), snapshots every 10 s and expires (snapshot and L0 retention of 2 minutes, checked
-every 3 s), so kills land in those passes too. Random TXIDs are then drawn from those the retention
-window promises: TXIDs whose L0 file the replica still holds, uploaded in the last 90 seconds.
+every 3 s), so kills land in those passes too. Random TXIDs and timestamps are then drawn from those the
+retention window promises: TXIDs whose L0 file the replica still holds, uploaded in the last 72 seconds.
+Each check also compares both tools' -dry-run plans.
 
 The last line is `K/N checks pass, C cycles, R refused, X corrupt, L lost rows`."""
 
@@ -89,17 +90,29 @@ class Incarnation:
         return text
 
 
-# Short maintenance intervals, so that kills land in compactions, snapshots and retention passes.
-MAINTENANCE_CONFIG = ("levels:\n  - interval: 2s\n  - interval: 7s\n"
-                      "snapshot:\n  interval: 10s\n  retention: 2m\n"
-                      "l0-retention: 2m\nl0-retention-check-interval: 3s\n")
-PROMISE_S = 90.0  # inside the 2-minute windows, with room for a check's own duration
+def _rfc3339(ns: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def maintenance_config(retention_s: int) -> str:
+    """Short maintenance intervals, so that kills land in compactions, snapshots and retention passes."""
+    return ("levels:\n  - interval: 2s\n  - interval: 7s\n"
+            f"snapshot:\n  interval: 10s\n  retention: {retention_s}s\n"
+            f"l0-retention: {retention_s}s\nl0-retention-check-interval: 3s\n")
+
+
+PROMISE = 0.6  # the share of the retention window whose TXIDs are sampled (the rest: a check's own duration)
 
 
 class CrashLoop:
     def __init__(self, workdir: Path, page_size: int = 4096, cycles: int = 20, check_every: int = 10,
                  seed: int = 1, samples: int = 4, rate: float = 150.0, log=print, db_config: str = "",
-                 maintenance: bool = True) -> None:
+                 maintenance: bool = True, replicator: str = "ours", retention_s: int = 120) -> None:
+        """replicator "reference" runs the real 0.5.17 as the replicator, gently: it is stopped with SIGTERM
+        and the writer is never killed (the reference is not crash-safe; the point is that ours restores
+        what it writes)."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "app.db"
@@ -118,8 +131,12 @@ class CrashLoop:
         self.n_incarnations = 0
         self.config = self.dir / "litestream.yml"
         self.maintenance = maintenance
+        self.promise_s = PROMISE * retention_s
+        self.gentle = replicator == "reference"
+        self.replicator_argv = [str(reference_binary())] if self.gentle else [sys.executable, "-m", "litestream"]
+        self.replicator_env = ref_env() if self.gentle else None
         self.config.write_text(
-            "logging:\n  level: debug\n" + (MAINTENANCE_CONFIG if maintenance else "") +
+            "logging:\n  level: debug\n" + (maintenance_config(retention_s) if maintenance else "") +
             f"dbs:\n  - path: {self.db}\n    monitor-interval: 100ms\n{db_config}"
             f"    replica:\n      type: file\n      path: {self.replica}\n      sync-interval: 200ms\n")
 
@@ -148,8 +165,8 @@ class CrashLoop:
         self.n_incarnations += 1
         log = self.dir / f"replicate-{self.n_incarnations:03d}.log"
         out = open(log, "wb")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen([sys.executable, "-m", "litestream", "replicate", "-config", str(self.config)],
-                                cwd=self.dir, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*self.replicator_argv, "replicate", "-config", str(self.config)],
+                                cwd=self.dir, stdout=out, stderr=subprocess.STDOUT, env=self.replicator_env)
         out.close()
         self.rep = Incarnation(log, proc)
         self.unchecked.append(self.rep)
@@ -198,6 +215,16 @@ class CrashLoop:
         if not self.writer_alive():
             self.fail(f"writer died: {self._tail(self.dir / 'writer.err')}")
             self.start_writer()
+        if self.gentle:
+            # The reference loses frames an application checkpoints while it is down: the writer stops
+            # (SIGTERM) before it and starts again after it.
+            self.kill_writer(signal.SIGTERM)
+            self.stop_replicator(signal.SIGTERM)
+            time.sleep(rng.uniform(0, 1.0))
+            self.start_replicator()
+            time.sleep(0.5)
+            self.start_writer()
+            return
         both = rng.random() < 0.3
         writer_first = both and rng.random() < 0.5
         if writer_first:
@@ -227,7 +254,7 @@ class CrashLoop:
         # Writes stop (sometimes in the middle of a transaction); the replicator, still running, catches
         # up and then shuts down with its final sync. The source is read while it still has the database
         # open, so this read leaves SQLite's WAL and index as they were.
-        self.kill_writer(signal.SIGKILL if self.rng.random() < 0.5 else signal.SIGTERM)
+        self.kill_writer(signal.SIGKILL if self.rng.random() < 0.5 and not self.gentle else signal.SIGTERM)
         time.sleep(1.0)
         source = self.read_db(self.db)
         rc = self.stop_replicator(signal.SIGTERM)
@@ -260,11 +287,16 @@ class CrashLoop:
         for (t1, s1), (t2, s2) in itertools.pairwise(seqs):
             if s2 < s1:
                 self.fail(f"TXID {t2} holds seq {s2}, before TXID {t1}'s {s1}")
+        if self.maintenance:
+            # Timestamps inside the window: just after a promised L0 file's CreatedAt.
+            times = sorted(self.l0_times(promised).values())
+            for ns in self.rng.sample(times, min(2, len(times))):
+                self.check_restore(["-timestamp", _rfc3339(ns + 1_000_000)], f"timestamp {_rfc3339(ns)}", None)
         self.say(f"  check after cycle {self.report.cycles}: {self.report.line()}")
 
     def promised_txids(self) -> set[int]:
         """TXIDs a restore must reach exactly: with maintenance, those whose L0 file the replica holds and
-        uploaded inside the last PROMISE_S; without it, every TXID up to the replica's newest."""
+        uploaded inside the first part of the retention window; without it, every TXID up to the replica's newest."""
         level0 = self.replica / "ltx" / "0"
         txids = {}
         for name in os.listdir(level0):
@@ -273,36 +305,58 @@ class CrashLoop:
                     txids[int(name[:16], 16)] = (level0 / name).stat().st_mtime
         if not self.maintenance:
             return set(range(1, max(txids, default=0) + 1))
-        horizon = time.time() - PROMISE_S
+        horizon = time.time() - self.promise_s
         return {t for t, mtime in txids.items() if mtime >= horizon}
+
+    def l0_times(self, txids: set[int]) -> dict[int, int]:
+        level0 = self.replica / "ltx" / "0"
+        out = {}
+        for t in txids:
+            with contextlib.suppress(FileNotFoundError):
+                out[t] = (level0 / f"{t:016x}-{t:016x}.ltx").stat().st_mtime_ns
+        return out
 
     def check_txid(self, txid: int | None, why: str, source: tuple[int, dict] | None) -> int | None:
         """Restore one TXID with both tools and verify it; returns the seq it holds."""
+        name = "latest" if txid is None else f"TXID {txid:016x}"
+        return self.check_restore([] if txid is None else ["-txid", f"{txid:016x}"], name + f" ({why})", source)
+
+    def _run_tool(self, tool: str, args: list[str]) -> subprocess.CompletedProcess:
+        if tool == "ours":
+            return subprocess.run([sys.executable, "-m", "litestream", *args], capture_output=True, text=True,
+                                  timeout=600)
+        return subprocess.run([str(reference_binary()), *args], capture_output=True, text=True, timeout=600,
+                              env=ref_env())
+
+    def check_restore(self, target: list[str], what: str, source: tuple[int, dict] | None) -> int | None:
+        """Restore one point with both tools, compare their plans and bytes, and verify the rows."""
         self.report.checks += 1
-        name = "latest" if txid is None else f"{txid:016x}"
         outs = {}
+        plans = {}
         for tool in ("ours", "reference"):
             out = self.dir / f"restore-{tool}.db"
             for p in (out, Path(str(out) + "-wal"), Path(str(out) + "-shm")):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
-            args = ["restore", *([] if txid is None else ["-txid", name]), "-o", str(out), f"file://{self.replica}"]
-            if tool == "ours":
-                proc = subprocess.run([sys.executable, "-m", "litestream", *args], capture_output=True, text=True,
-                                      timeout=600)
-            else:
-                proc = subprocess.run([str(reference_binary()), *args], capture_output=True, text=True, timeout=600,
-                                      env=ref_env())
+            if self.maintenance:
+                plan = self._run_tool(tool, ["restore", "-dry-run", *target, "-o", str(out),
+                                             f"file://{self.replica}"])
+                rows = [ln for ln in plan.stdout.splitlines() if ln[:1].isdigit()]  # the files table
+                plans[tool] = (plan.returncode, rows)
+            proc = self._run_tool(tool, ["restore", *target, "-o", str(out), f"file://{self.replica}"])
             if proc.returncode != 0:
                 self.report.refused += 1
-                self.fail(f"{tool} refused TXID {name} ({why}): {proc.stderr.strip()}")
+                self.fail(f"{tool} refused {what}: {proc.stderr.strip()}")
                 return None
             outs[tool] = out
+        if plans and plans["ours"] != plans["reference"]:
+            self.fail(f"{what}: the -dry-run plans differ: ours {plans['ours']}, the reference's {plans['reference']}")
+        name = what
         if outs["ours"].read_bytes() != outs["reference"].read_bytes():
             self.report.corrupt += 1
-            self.fail(f"TXID {name} ({why}): ours and the reference restore different bytes")
+            self.fail(f"{name}: ours and the reference restore different bytes")
             return None
-        got = self.verify(outs["ours"], f"TXID {name} ({why})")
+        got = self.verify(outs["ours"], name)
         if got is None:
             return None
         seq, rows = got
