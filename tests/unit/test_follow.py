@@ -47,13 +47,19 @@ def _caught_up(out, w) -> bool:
     return saved_txid(out) == w.db.txid and content_digest(out) == w.states[w.db.txid]
 
 
-def test_follow_applies_new_files_in_place_and_stops_on_sigint(w, tmp_path):
+def _following(w, tmp_path):
+    """Three commits, then a follower that has caught up with them."""
     for _ in range(3):
         w.commit()
     out = tmp_path / "follower.db"
     proc = follow(out, w.client.path)
+    assert wait_for(lambda: saved_txid(out) == w.db.txid, timeout=20)
+    return out, proc
+
+
+def test_follow_applies_new_files_in_place_and_stops_on_sigint(w, tmp_path):
+    out, proc = _following(w, tmp_path)
     try:
-        assert wait_for(lambda: saved_txid(out) == w.db.txid, timeout=20)
         with open(f"{out}-txid") as f:
             assert f.read() == f"{w.db.txid:016x}\n"  # the reference's format
         reader = apsw.Connection(str(out), flags=apsw.SQLITE_OPEN_READONLY)
@@ -78,11 +84,7 @@ def test_follow_applies_new_files_in_place_and_stops_on_sigint(w, tmp_path):
 def test_resume_after_kill_with_new_and_compacted_files(w, tmp_path):
     """The reference refuses to resume once new files exist past its newest snapshot; here the follower
     continues from its saved TXID, also when the files after it are only in L1 any more."""
-    for _ in range(3):
-        w.commit()
-    out = tmp_path / "follower.db"
-    proc = follow(out, w.client.path)
-    assert wait_for(lambda: saved_txid(out) == w.db.txid, timeout=20)
+    out, proc = _following(w, tmp_path)
     proc.kill()
     proc.wait()
     for _ in range(4):
@@ -122,12 +124,8 @@ def test_resume_errors(w, tmp_path):
 
 
 def test_a_damaged_file_is_never_half_applied(w, tmp_path):
-    for _ in range(3):
-        w.commit()
-    out = tmp_path / "follower.db"
-    proc = follow(out, w.client.path)
+    out, proc = _following(w, tmp_path)
     try:
-        assert wait_for(lambda: saved_txid(out) == w.db.txid, timeout=20)
         before = out.read_bytes()
         with w.app:
             w.app.execute("INSERT INTO t(v) VALUES (randomblob(700))")

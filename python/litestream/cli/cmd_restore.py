@@ -210,15 +210,7 @@ def run(args: list[str], name: str = "restore") -> int:
                                    ignore_checksums=opts["ignore-checksums"])
             if result.checksum_mismatch:
                 mode = "full"  # the checksum could not vouch for the content: SQLite's own check must
-            if mode != "none":
-                try:
-                    integrity_check(output, mode)
-                except RestoreError:
-                    for p in (output, output + "-shm", output + "-wal"):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.remove(p)
-                    raise
-                log.info("post-restore integrity check passed")
+            _post_restore_check(output, mode, log)
             if result.checksum_mismatch:
                 log.warn("restored despite a database checksum mismatch; integrity_check passed, but the "
                          "database may not be exactly the recorded state", error=result.checksum_mismatch)
@@ -278,16 +270,22 @@ def _restore_v3(client, output: str, timestamp_ns: int | None, mode: str, as_jso
     start = time.monotonic()
     snapshot = v3.restore_v3(client, output, timestamp_ns)
     log.info("restored from a v0.3.x backup", generation=snapshot.generation, index=snapshot.index)
-    if mode != "none":
-        try:
-            integrity_check(output, mode)
-        except RestoreError:
-            for p in (output, output + "-shm", output + "-wal"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(p)
-            raise
-        log.info("post-restore integrity check passed")
+    _post_restore_check(output, mode, log)
     if as_json:
         print_json({"db_path": output, "replica": client.type, "generation": snapshot.generation,
                     "duration_ms": int((time.monotonic() - start) * 1000), "integrity_check": mode})
     return 0
+
+
+def _post_restore_check(output: str, mode: str, log) -> None:
+    """-integrity-check quick|full on the restored file; a failure removes it (and SQLite's sidecars)."""
+    if mode == "none":
+        return
+    try:
+        integrity_check(output, mode)
+    except RestoreError:
+        for p in (output, output + "-shm", output + "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(p)
+        raise
+    log.info("post-restore integrity check passed")
