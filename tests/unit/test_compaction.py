@@ -28,6 +28,7 @@ from litestream.restore import TxNotAvailable, calc_restore_plan, restore_files
 from litestream.store import DBEntry, Store
 from tests.interop.workload import _digest_conn, content_digest, integrity_ok
 from tests.refbin import run_ref
+from tests.unit.test_seed_retention import write_for
 
 S = 10**9
 
@@ -283,11 +284,7 @@ def test_a_running_store_compacts_snapshots_and_expires(tmp_path):
     store = Store([DBEntry(db, [replica])], shutdown_sync_timeout_s=5, policy=policy)
     store.open()
     try:
-        deadline = time.monotonic() + 9
-        while time.monotonic() < deadline:
-            with app:
-                app.execute("INSERT INTO t(v) VALUES (randomblob(600))")
-            time.sleep(0.01)
+        write_for(app, 12, size=600)
     finally:
         store.close()
     want = _digest_conn(app)

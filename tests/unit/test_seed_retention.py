@@ -28,16 +28,21 @@ def run(tmp_path, yaml_text: str, seconds: float = 7.0):
     store = Store(build_entries(cfg), shutdown_sync_timeout_s=5, policy=maintenance_policy(cfg))
     store.open()
     try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with app:
-                app.execute("INSERT INTO t(v) VALUES (randomblob(300))")
-            time.sleep(0.01)
+        write_for(app, seconds)
     finally:
         store.close()
     want = _digest_conn(app)
     app.close()
     return want
+
+
+def write_for(app: apsw.Connection, seconds: float, size: int = 300) -> None:
+    """An application inserting a row every ~10 ms."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with app:
+            app.execute("INSERT INTO t(v) VALUES (randomblob(?))", (size,))
+        time.sleep(0.01)
 
 
 def restored(client: FileReplicaClient, tmp_path) -> str:
