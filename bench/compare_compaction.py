@@ -3,6 +3,7 @@
 
     python bench/compare_compaction.py storage [--size-mib 1024]     # replica bytes + local disk, peak RSS
     python bench/compare_compaction.py l1 [--files 10000]             # L1 compaction of many L0 files
+    python bench/compare_compaction.py history [--files 10000]        # restore of a long L0 history
 
 storage: a --size-mib database of random 4000-byte blobs is replicated from scratch with every level
 configured as its hour-long defaults would run them within an hour (L1 30s, L2 5m, L3 1h and the daily
@@ -12,13 +13,17 @@ replica's bytes on disk (hard links counted once), the meta dir's, and the repli
 
 l1: a replica holding --files L0 files (one per transaction, written by ours) gets its first L1
 compaction from each implementation (levels: one 1h level, so it runs once, at start); printed: the
-time from start to the L1 file, CPU seconds and peak RSS."""
+time from start to the L1 file, CPU seconds and peak RSS.
+
+history: the same replica (a snapshot and --files - 1 L0 files) restored by each, 3 runs alternating;
+printed: the median wall time, CPU and peak RSS; both outputs must be byte-identical."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -172,9 +177,47 @@ def l1(args) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def history(args) -> None:
+    import hashlib
+    import statistics
+
+    base = Path(tempfile.mkdtemp(prefix="bench-history-"))
+    try:
+        print(f"writing a replica of {args.files} L0 files ...", flush=True)
+        (base / "src").mkdir()
+        _, replica = make_l0_replica(base / "src", args.files)
+        runs: dict[str, list[tuple[float, float, float]]] = {}
+        digests = set()
+        impls = implementations(args.only)
+        for run in range(3):
+            for impl in impls if run % 2 == 0 else impls[::-1]:
+                out = base / f"out-{impl.name}.db"
+                out.unlink(missing_ok=True)
+                t0 = time.monotonic()
+                proc = subprocess.Popen([*impl.argv, "restore", "-o", str(out), f"file://{replica}"],
+                                        env=impl.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                _, status, ru = os.wait4(proc.pid, 0)
+                took = time.monotonic() - t0
+                if os.waitstatus_to_exitcode(status) != 0:
+                    raise SystemExit(f"{impl.name} restore failed: {proc.stderr.read().decode()}")
+                runs.setdefault(impl.name, []).append((took, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024))
+                digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+        if len(digests) != 1:
+            raise SystemExit("the restores differ")
+        med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in runs.items()}
+        for name, (took, cpu, rss) in med.items():
+            print(f"{name:9s} restore of {args.files} TXIDs: {took:6.2f} s, CPU {cpu:6.2f} s, peak RSS {rss:6.1f} MiB")
+        if len(med) == 2:
+            o, f = med["ours"], med["reference"]
+            print(f"ratios ours/reference: time {o[0] / f[0]:.2f}, CPU {o[1] / f[1]:.2f}, peak RSS {o[2] / f[2]:.2f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["storage", "l1"])
+    ap.add_argument("what", choices=["storage", "l1", "history"])
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--files", type=int, default=10000)
@@ -182,7 +225,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     print(f"ours: {sources_fingerprint()}", flush=True)
-    storage(args) if args.what == "storage" else l1(args)
+    {"storage": storage, "l1": l1, "history": history}[args.what](args)
 
 
 if __name__ == "__main__":
