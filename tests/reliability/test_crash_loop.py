@@ -45,10 +45,25 @@ def _config(tmp_path: Path, db: Path, replica: Path, extra: str = "") -> Path:
     return cfg
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_replicator_outlives_its_test():
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _replicate(cfg: Path, log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "litestream", "replicate", "-config", str(cfg)],
+        proc = subprocess.Popen([sys.executable, "-m", "litestream", "replicate", "-config", str(cfg)],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=cfg.parent)
+    _started.append(proc)
+    return proc
 
 
 def _peak_rss_mib(pid: int) -> float:
