@@ -306,7 +306,14 @@ class CrashLoop:
         if not self.maintenance:
             return set(range(1, max(txids, default=0) + 1))
         horizon = time.time() - self.promise_s
-        return {t for t, mtime in txids.items() if mtime >= horizon}
+        promised = {t for t, mtime in txids.items() if mtime >= horizon}
+        if self.gentle:
+            # The reference's snapshot retention deletes every snapshot older than the window (ours keeps the
+            # base of the window's first restores), so it promises only TXIDs from its oldest snapshot on.
+            level9 = self.replica / "ltx" / "9"
+            snaps = [int(n[17:33], 16) for n in os.listdir(level9) if n.endswith(".ltx")] if level9.exists() else []
+            promised = {t for t in promised if snaps and t >= min(snaps)}
+        return promised
 
     def l0_times(self, txids: set[int]) -> dict[int, int]:
         level0 = self.replica / "ltx" / "0"

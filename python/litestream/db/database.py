@@ -416,10 +416,16 @@ class Database:
         with self.lock:
             if self.conns is None and not self.open():
                 raise SyncError(f"database does not exist: {self.path}")
-            self._sync_all()
-            plan = self.syncer.plan_snapshot(self.wal_fd)
+            # The lock first, then the plan: a checkpoint in between would move the copy counters the plan
+            # records, and the guard after encoding would throw the snapshot away.
             if not self.idx.pin(self.settings.busy_timeout_ms / 1000):
                 raise SyncError("another process holds the checkpoint lock; the snapshot is taken later")
+            try:
+                self._sync_all()
+                plan = self.syncer.plan_snapshot(self.wal_fd)
+            except BaseException:
+                self.idx.unpin()
+                raise
             walfd, dbfd = self.wal_fd, self.db_fd
         try:
             header, drift = self.syncer.encode_snapshot(plan, fd, walfd, dbfd, FLAG_NO_CHECKSUM)

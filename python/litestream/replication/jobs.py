@@ -34,6 +34,7 @@ from litestream.scheduler import HEAVY_POOL, Scheduler
 log = logs.get_logger("store")
 
 L0_RETENTION = "l0-retention"
+RETRY_MAX_S = 60.0  # a failed task is taken again after 1 s, 2 s, ... at most this, whatever its interval
 _FAILURES = (BackendError, OSError, LTXError, SyncError)
 
 
@@ -77,6 +78,7 @@ class Maintenance:
         self._due: dict[int, set] = {}
         self._lock = threading.Lock()
         self.started = False
+        self._failures: dict[tuple, int] = {}  # consecutive failures per (database, replica, task)
 
     # --------------------------------------------------------------------------------------- timers
 
@@ -133,6 +135,7 @@ class Maintenance:
 
     def run_task(self, e, r, task: int | str) -> None:
         name = os.path.basename(e.db.path)
+        key = (id(e), id(r), task)
         try:
             if task == L0_RETENTION:
                 self.l0_retention(e, r)
@@ -142,10 +145,23 @@ class Maintenance:
             else:
                 if self.compact(e, r, task) is not None and task == 1:
                     self.l0_retention(e, r)
+        except SyncError as ex:
+            # The database moved or another process is checkpointing: not a failure, the task is simply
+            # taken again shortly instead of at the next interval (24h for snapshots by default).
+            log.warn("snapshot deferred", db=name, replica=r.name, reason=str(ex))
+            self._retry(e, task, key)
         except _FAILURES as ex:
             what = {L0_RETENTION: "l0 retention enforcement failed", SNAPSHOT_LEVEL: "snapshot failed"}
             log.error(what.get(task, "compaction failed"), db=name, replica=r.name, level=_level_attr(task),
                       error=str(ex))
+            self._retry(e, task, key)
+        else:
+            self._failures.pop(key, None)
+
+    def _retry(self, e, task: int | str, key: tuple) -> None:
+        n = self._failures[key] = self._failures.get(key, 0) + 1
+        if self.scheduler is not None and not self.closing.is_set():
+            self.scheduler.call_later(min(RETRY_MAX_S, 2.0 ** (n - 1)), lambda: self.mark_due(task, [e]))
 
     def _too_early(self, r, level: int, interval_ns: int) -> bool:
         """The level's newest file was made after the previous boundary (ErrCompactionTooEarly)."""
