@@ -26,7 +26,7 @@ import threading
 from litestream import _ltxcore as core
 from litestream import logs
 from litestream.backends.base import BackendError, ReplicaClient
-from litestream.fsutil import fsync_dir
+from litestream.fsutil import write_atomic
 from litestream.ltx import HEADER_SIZE, SNAPSHOT_LEVEL, FileInfo, Header, LTXError, format_txid, parse_txid
 from litestream.restore import RestoreError
 
@@ -42,14 +42,7 @@ def txid_path(out: str) -> str:
 
 
 def write_txid_file(out: str, txid: int) -> None:
-    path = txid_path(out)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(format_txid(txid) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    write_atomic(txid_path(out), (format_txid(txid) + "\n").encode())
 
 
 def read_txid_file(out: str) -> int:

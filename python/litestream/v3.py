@@ -112,10 +112,9 @@ def should_use_v3(client: ReplicaClient, timestamp_ns: int | None) -> bool:
     _, v3_latest = time_bounds_v3(client)
     if v3_latest is None:
         return False
-    ltx_latest = None
-    for level in range(SNAPSHOT_LEVEL, -1, -1):
-        for info in client.ltx_files(level, 0, False):
-            ltx_latest = info.created_at_ns if ltx_latest is None else max(ltx_latest, info.created_at_ns)
+    from litestream.restore import time_bounds
+
+    _, ltx_latest = time_bounds(client)
     if ltx_latest is None:
         return True
     if timestamp_ns is None:
