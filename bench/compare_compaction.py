@@ -4,6 +4,7 @@
     python bench/compare_compaction.py storage [--size-mib 1024]     # replica bytes + local disk, peak RSS
     python bench/compare_compaction.py l1 [--files 10000]             # L1 compaction of many L0 files
     python bench/compare_compaction.py history [--files 10000]        # restore of a long L0 history
+    python bench/compare_compaction.py big [--size-mib 4096]          # peak RSS: snapshot, compaction
 
 storage: a --size-mib database of random 4000-byte blobs is replicated from scratch with every level
 configured as its hour-long defaults would run them within an hour (L1 30s, L2 5m, L3 1h and the daily
@@ -16,7 +17,14 @@ compaction from each implementation (levels: one 1h level, so it runs once, at s
 time from start to the L1 file, CPU seconds and peak RSS.
 
 history: the same replica (a snapshot and --files - 1 L0 files) restored by each, 3 runs alternating;
-printed: the median wall time, CPU and peak RSS; both outputs must be byte-identical."""
+printed: the median wall time, CPU and peak RSS; both outputs must be byte-identical.
+
+big: a --size-mib database (4 GiB by default) of random blobs, each implementation on its own copy,
+in three separate processes so each phase has its own peak RSS: `replicate -once` (the first sync:
+the whole database into one L0 file), then after a few transactions `replicate -once -force-snapshot`
+(an L9 snapshot of the whole database), then `replicate` with one 1h level until its first L1 file
+(a merge of the whole-database L0 file with the later ones). Printed per phase: wall time, CPU and
+peak RSS, and the ratios; the target is a peak RSS <= 64 MiB in each phase whatever the size."""
 
 from __future__ import annotations
 
@@ -215,9 +223,66 @@ def history(args) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def run_once(impl, cfg: Path, *flags: str) -> tuple[float, float, float]:
+    """`replicate -once` with flags, to completion: wall seconds, CPU seconds, peak RSS in MiB."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen([*impl.argv, "replicate", "-once", *flags, "-config", str(cfg)],
+                            env=impl.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(proc.pid, 0)
+    took = time.monotonic() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{impl.name} replicate -once {' '.join(flags)} failed: {proc.stderr.read().decode()}")
+    return took, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def big(args) -> None:
+    cache = Path(tempfile.gettempdir()) / f"litestream-bench-compaction-{args.size_mib}.db"
+    if not cache.exists():
+        print(f"making a {args.size_mib} MiB database ...", flush=True)
+        make_db(cache, args.size_mib)
+    results: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for impl in implementations(args.only):
+        work = Path(tempfile.mkdtemp(prefix=f"bench-big-{impl.name}-"))
+        try:
+            db, replica, cfg = work / "app.db", work / "replica", work / "litestream.yml"
+            shutil.copy(cache, db)
+            config(cfg, db, replica, ["1h"], "24h")
+            phases = results[impl.name] = {}
+            phases["first sync"] = run_once(impl, cfg)
+            app = apsw.Connection(str(db))
+            for i in range(20):
+                with app:
+                    app.execute("UPDATE t SET v = randomblob(?) WHERE id = ?", (BLOB, 1 + i * 7919))
+                if i % 5 == 4:
+                    run_once(impl, cfg)  # a few more L0 files for the merge
+            app.close()
+            phases["snapshot"] = run_once(impl, cfg, "-force-snapshot")
+            l1_dir = replica / "ltx" / "1"
+            with Replicator(impl, cfg, work) as r:
+                t0, peak = time.monotonic(), 0
+                while not (l1_dir.exists() and any(p.suffix == ".ltx" for p in l1_dir.iterdir())):
+                    peak = max(peak, r.usage().hwm_kib)
+                    if time.monotonic() - t0 > 1800:
+                        raise SystemExit(f"{impl.name}: no L1 file after 1800 s")
+                    time.sleep(0.05)
+                took = time.monotonic() - t0
+                u = r.usage()
+                r.stop()
+            phases["L1 compaction"] = (took, u.cpu, max(peak, u.hwm_kib) / 1024)
+            for name, (w, c, m) in phases.items():
+                print(f"{impl.name:9s} {name:14s} {w:7.1f} s, CPU {c:7.1f} s, peak RSS {m:7.1f} MiB", flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    if len(results) == 2:
+        for name in results["ours"]:
+            o, f = results["ours"][name], results["reference"][name]
+            print(f"ratios ours/reference, {name}: time {o[0] / f[0]:.2f}, CPU {o[1] / f[1]:.2f}, "
+                  f"peak RSS {o[2] / f[2]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["storage", "l1", "history"])
+    ap.add_argument("what", choices=["storage", "l1", "history", "big"])
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--files", type=int, default=10000)
@@ -225,7 +290,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     print(f"ours: {sources_fingerprint()}", flush=True)
-    {"storage": storage, "l1": l1, "history": history}[args.what](args)
+    {"storage": storage, "l1": l1, "history": history, "big": big}[args.what](args)
 
 
 if __name__ == "__main__":

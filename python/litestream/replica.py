@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from litestream import logs
-from litestream.backends.base import BackendError, ReplicaClient
+from litestream.backends.base import BackendError, ReplicaClient, Source
 from litestream.db.database import Database
 from litestream.ltx import HEADER_SIZE, Header, format_txid
 
@@ -103,8 +103,7 @@ class Replica:
     def _upload_l0(self, txid: int, path: str) -> None:
         with open(path, "rb") as f:
             ts = Header.decode(f.read(HEADER_SIZE)).timestamp
-            f.seek(0)
-            info = self.client.write_ltx_file(0, txid, txid, f, ts)
+        info = self.client.write_ltx_file(0, txid, txid, Source.file(path), ts)
         self.log.debug("ltx file uploaded", level=0, minTXID=format_txid(txid), maxTXID=format_txid(txid),
                        size=info.size)
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from litestream.backends.base import ReplicaClient
+from litestream.backends.base import NotFoundError, ReplicaClient
 from litestream.fsutil import fsync_dir
 from litestream.ltx import SNAPSHOT_LEVEL
 from litestream.restore import RestoreError
@@ -208,7 +208,7 @@ def _decompress(client: V3Client, relpath: str, dst: BinaryIO) -> int:
                 n += len(out)
     except LTXError as e:
         raise RestoreError(f"decompress {relpath}: {e}") from None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotFoundError):
         raise RestoreError(f"v0.3 backup file missing: {relpath}") from None
     if not dec.finished:
         raise RestoreError(f"decompress {relpath}: the lz4 frame is cut short")

@@ -1,17 +1,33 @@
-"""Replica backends behind one small protocol (base.ReplicaClient). Cloud SDKs are imported only by
-the backend that needs them, so `litestream version` or a file-replica restore never loads boto3."""
+"""Replica backends behind one small protocol (base.ReplicaClient), found through a registry: each
+backend module owns its URL form and how its config keys become a client (`from_config`). Cloud SDKs
+are imported only by the backend that needs them (base.require_sdk), so `litestream version` or a
+file-replica restore never loads boto3."""
 
 from __future__ import annotations
 
-from litestream.backends.base import BackendError, ReplicaClient
-from litestream.config import REPLICA_TYPES, ConfigError, ReplicaConfig, expand_path
+import importlib
 
-__all__ = ["BackendError", "ReplicaClient", "new_replica_client"]
+from litestream.backends.base import AuthError, BackendError, NotFoundError, ReplicaClient, Source
+from litestream.config import REPLICA_TYPES, ConfigError, ReplicaConfig
+
+__all__ = ["AuthError", "BackendError", "NotFoundError", "ReplicaClient", "Source", "new_replica_client"]
+
+# replica type -> the module that builds it (`from_config(rc) -> ReplicaClient`).
+REGISTRY: dict[str, str] = {
+    "file": "litestream.backends.file",
+    "s3": "litestream.backends.s3",
+    "gs": "litestream.backends.gcs",
+    "abs": "litestream.backends.abs",
+    "nats": "litestream.backends.nats",
+    "sftp": "litestream.backends.sftp",
+    "webdav": "litestream.backends.webdav",
+    "oss": "litestream.backends.oss",
+}
 
 
 def new_replica_client(rc: ReplicaConfig) -> ReplicaClient:
     """Build the client for one replica config (or a bare URL wrapped in one)."""
-    from litestream.backends.url import is_url, parse_replica_url
+    from litestream.backends.url import is_url
 
     if rc.path and is_url(rc.path):
         raise ConfigError(f"replica path cannot be a url, please use the 'url' field instead: {rc.path}")
@@ -19,20 +35,12 @@ def new_replica_client(rc: ReplicaConfig) -> ReplicaClient:
         raise ConfigError("age encryption is not currently supported, if you need encryption please revert "
                           "back to Litestream v0.3.x")
     rtype = rc.replica_type()
-    if rtype == "file":
-        from litestream.backends.file import FileReplicaClient
-
-        if rc.url and rc.path:
-            raise ConfigError("cannot specify url & path for file replica")
-        path = rc.path
-        if rc.url:
-            try:
-                path = parse_replica_url(rc.url).path
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-        if not path:
-            raise ConfigError("file replica path required")
-        return FileReplicaClient(expand_path(path))
-    if rtype in REPLICA_TYPES:
-        raise ConfigError(f"{rtype} replicas are not supported by this version of litestream-py yet")
-    raise ConfigError(f"unknown replica type in config: {rtype!r}".replace("'", '"'))
+    if rtype not in REPLICA_TYPES:
+        raise ConfigError(f"unknown replica type in config: {rtype!r}".replace("'", '"'))
+    try:
+        module = importlib.import_module(REGISTRY[rtype])
+    except ModuleNotFoundError as e:
+        if e.name != REGISTRY[rtype]:
+            raise
+        raise ConfigError(f"{rtype} replicas are not supported by this version of litestream-py yet") from None
+    return module.from_config(rc)

@@ -10,9 +10,25 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from litestream import v3
-from litestream.backends.base import BackendError
+from litestream.backends.base import BackendError, LimitedReader, NotFoundError, Source
+from litestream.backends.url import parse_replica_url
+from litestream.config import ConfigError, ReplicaConfig, expand_path
 from litestream.fsutil import fsync_dir, write_atomic, write_atomic_with
 from litestream.ltx import FileInfo, Header, format_filename, parse_filename
+
+
+def from_config(rc: ReplicaConfig) -> FileReplicaClient:
+    if rc.url and rc.path:
+        raise ConfigError("cannot specify url & path for file replica")
+    path = rc.path
+    if rc.url:
+        try:
+            path = parse_replica_url(rc.url).path
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if not path:
+        raise ConfigError("file replica path required")
+    return FileReplicaClient(expand_path(path))
 
 
 class FileReplicaClient:
@@ -63,19 +79,25 @@ class FileReplicaClient:
         try:
             f = open(path, "rb")  # noqa: SIM115 - the caller owns the stream
         except FileNotFoundError:
-            raise BackendError(f"ltx file not found: {path}") from None
+            raise NotFoundError(f"ltx file not found: {path}") from None
+        except OSError as e:
+            raise BackendError(f"open {path}: {e.strerror}") from None
         if offset:
             f.seek(offset)
-        return f
+        return LimitedReader(f, size) if size > 0 else f  # type: ignore[return-value]
 
-    def write_ltx_file(self, level: int, min_txid: int, max_txid: int, src: BinaryIO,
+    def write_ltx_file(self, level: int, min_txid: int, max_txid: int, src: Source,
                        timestamp_ms: int) -> FileInfo:
         path = self.ltx_path(level, min_txid, max_txid)
-        linked = self._link(src, path, timestamp_ms)
+        linked = self._link(src.path, path, timestamp_ms) if src.path is not None else None
         if linked is not None:
             return FileInfo(level, min_txid, max_txid, linked, timestamp_ms * 1_000_000)
         # The mtime is the file's CreatedAt; set it before the rename so no reader sees another value.
-        size = write_atomic(path, src, mtime_ns=timestamp_ms * 1_000_000)
+        try:
+            with src.reader() as f:
+                size = write_atomic(path, f, mtime_ns=timestamp_ms * 1_000_000)
+        except OSError as e:
+            raise BackendError(f"write {path}: {e.strerror or e}") from None
         return FileInfo(level, min_txid, max_txid, size, timestamp_ms * 1_000_000)
 
     def write_ltx_file_with(self, level: int, fill: Callable[[int], Header]) -> FileInfo:
@@ -120,13 +142,10 @@ class FileReplicaClient:
                         n += 1
         return n
 
-    def _link(self, src: BinaryIO, path: str, timestamp_ms: int) -> int | None:
+    def _link(self, name: str, path: str, timestamp_ms: int) -> int | None:
         """LTX files never change once written, so a local file already on this filesystem (with its
         mtime at the header timestamp) is hard-linked instead of copied: no second write and fsync of
         the same bytes. Returns the size, or None to fall back to copying."""
-        name = getattr(src, "name", None)
-        if not isinstance(name, str):
-            return None
         try:
             st = os.stat(name)
             if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns != timestamp_ms * 1_000_000:
@@ -156,6 +175,9 @@ class FileReplicaClient:
     def delete_all(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.path)
+
+    def close(self) -> None:
+        pass
 
     # ------------------------------------------------------------------- v0.3.x backups (read-only)
 

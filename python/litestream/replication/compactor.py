@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from litestream import _ltxcore as core
-from litestream.backends.base import ReplicaClient
+from litestream.backends.base import ReplicaClient, Source
 from litestream.db.checksums import decode_reserved, encode_reserved
 from litestream.ltx import HEADER_SIZE, FileInfo, Header
 from litestream.replication.writes import write_filled
@@ -48,15 +48,11 @@ class Compactor:
         srcs = list(self.client.ltx_files(src_level, seek, False))
         if not srcs:
             raise NoCompaction()
-        lo, hi = min(i.min_txid for i in srcs), max(i.max_txid for i in srcs)
+        if len(srcs) == 1:
+            return self.copy(srcs[0], dst_level)
         with contextlib.ExitStack() as stack:
             inputs = [stack.enter_context(self.open(i)) for i in srcs]
             seekable = all(_is_file(f) for f in inputs)
-            if len(inputs) == 1 and seekable:
-                src = inputs[0]
-                ts = Header.decode(_pread_header(src)).timestamp
-                src.seek(0)
-                return self.client.write_ltx_file(dst_level, lo, hi, src, ts)
             # Streams from a remote backend are read once, by the merge; their checksums are not carried.
             sums = _chained_sums([_pread_header(f) for f in inputs]) if seekable else None
             sources = [f.fileno() for f in inputs] if seekable else inputs
@@ -68,6 +64,19 @@ class Compactor:
                 return Header(*hdr)
 
             return write_filled(self.client, dst_level, fill)
+
+    def copy(self, info: FileInfo, dst_level: int) -> FileInfo:
+        """Store one file again, unchanged, at another level (a merge of one input would equal it): the
+        file backend hard-links a local copy, the others upload the same bytes."""
+        with self.open(info) as f:
+            ts = Header.decode(_pread_header(f)).timestamp
+            name = getattr(f, "name", None)
+            local = name if isinstance(name, str) and _is_file(f) else None
+        if local is not None:
+            return self.client.write_ltx_file(dst_level, info.min_txid, info.max_txid, Source.file(local), ts)
+        with self.client.open_ltx_file(info.level, info.min_txid, info.max_txid) as stream:
+            return self.client.write_ltx_file(dst_level, info.min_txid, info.max_txid,
+                                              Source.of(stream, info.size), ts)
 
     def open(self, info: FileInfo) -> BinaryIO:
         """A file of the replica: a local copy when there is one, else a stream from the backend."""
@@ -88,7 +97,9 @@ def _is_file(f: BinaryIO) -> bool:
 
 
 def _pread_header(f: BinaryIO) -> bytes:
-    f.seek(0)
+    """The first bytes of a file, or of a stream that has not been read yet."""
+    if _is_file(f):
+        f.seek(0)
     return f.read(HEADER_SIZE)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from litestream import logs
 from litestream.backends.base import BackendError
 from litestream.db.sync import SyncError
-from litestream.ltx import HEADER_SIZE, SNAPSHOT_LEVEL, Header, LTXError, format_txid
+from litestream.ltx import SNAPSHOT_LEVEL, LTXError, format_txid
 from litestream.replication.compactor import Compactor, NoCompaction, max_file
 from litestream.replication.retention import (
     Deleter,
@@ -210,10 +210,7 @@ class Maintenance:
             first = next(iter(r.client.ltx_files(level, 0, False)), None)
             if first is None or first.min_txid != 1 or first.max_txid != e.db.txid:
                 continue
-            with Compactor(r.client).open(first) as src:
-                header = Header.decode(src.read(HEADER_SIZE))
-                src.seek(0)
-                return r.client.write_ltx_file(SNAPSHOT_LEVEL, 1, first.max_txid, src, header.timestamp)
+            return Compactor(r.client).copy(first, SNAPSHOT_LEVEL)
         return None
 
     def snapshot_retention(self, e, r) -> None:

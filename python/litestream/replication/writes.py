@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable
 
-from litestream.backends.base import ReplicaClient
+from litestream.backends.base import ReplicaClient, Source
 from litestream.ltx import FileInfo, Header
 
 
@@ -23,8 +23,7 @@ def write_filled(client: ReplicaClient, level: int, fill: Callable[[int], Header
     try:
         h = fill(fd)
         os.lseek(fd, 0, os.SEEK_SET)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return client.write_ltx_file(level, h.min_txid, h.max_txid, f, h.timestamp)
+        return client.write_ltx_file(level, h.min_txid, h.max_txid, Source.file(tmp), h.timestamp)
     finally:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
