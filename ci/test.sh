@@ -7,6 +7,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
 cd "$repo"
 bash ci/install.sh --test
+bash ci/install-servers.sh
 bash ci/install-reference.sh 0.5.17
 bash ci/install-reference.sh 0.3.13
 "$python" -m ruff check python tests bench
