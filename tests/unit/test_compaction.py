@@ -424,3 +424,44 @@ def test_damaged_compacted_replicas_fail_in_one_line_with_no_output(writer, tmp_
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(want), r.stderr
     assert not [p for p in os.listdir(tmp_path) if p.startswith(("out.db", ".out.db"))]
+
+
+def test_first_snapshot_takes_the_initial_image_and_levels_leave_it_out(writer):
+    """The application keeps writing after the initial sync: the first snapshot pass stores the initial
+    image as L9 [1, 1] (one inode with L0's), and L1 and L2 start after it, so the whole database is
+    stored once however many levels there are; every restore still works, ours and by the plan the
+    reference uses (snapshot, then files from its MaxTXID + 1)."""
+    w = writer(levels=[Level(1, 10 * S), Level(2, 60 * S)], snapshot_interval_ns=24 * 3600 * S,
+               l0_retention_ns=1 * S)
+    with w.app:
+        w.app.executemany("INSERT INTO t(v) VALUES (randomblob(4000))", [()] * 500)
+    w.db.sync()
+    w.replica.sync()
+    w.states[w.db.txid] = _digest_conn(w.app)
+    base = w.db.txid
+    for _ in range(3):
+        w.commit()
+    w.maint.run_task(w.entry, w.replica, SNAPSHOT_LEVEL)
+    assert [(f.min_txid, f.max_txid) for f in w.files(SNAPSHOT_LEVEL)] == [(1, base)]
+    w.now += 3600 * S
+    w.maint.run_task(w.entry, w.replica, 1)
+    assert [(f.min_txid, f.max_txid) for f in w.files(1)] == [(base + 1, w.db.txid)]
+    for _ in range(2):
+        w.commit()
+    w.now += 3600 * S
+    w.maint.run_task(w.entry, w.replica, 1)
+    w.maint.run_task(w.entry, w.replica, 2)
+    assert [(f.min_txid, f.max_txid) for f in w.files(2)] == [(base + 1, w.db.txid)]
+    # L0 retention removed the compacted L0 files, the initial image's L0 name included.
+    assert [f.max_txid for f in w.files(0)] == [w.db.txid]
+    l9 = w.files(SNAPSHOT_LEVEL)[0]
+    size = os.stat(w.client.ltx_path(SNAPSHOT_LEVEL, 1, base)).st_size
+    assert sum(f.size for lv in (1, 2) for f in w.files(lv)) < size / 10  # the levels hold deltas only
+    assert l9.max_txid == base
+    assert w.restore() == w.states[w.db.txid]
+    assert w.restore(base) == w.states[base]
+    for f in w.files(1):
+        assert w.restore(f.max_txid) == w.states[f.max_txid]
+    # A forced snapshot is a real one at the position, never the old image.
+    w.maint.snapshot(w.entry, w.replica, force=True)
+    assert max(f.max_txid for f in w.files(SNAPSHOT_LEVEL)) == w.db.txid

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from litestream import _ltxcore as core
 from litestream.backends.base import ReplicaClient, Source
 from litestream.db.checksums import decode_reserved, encode_reserved
-from litestream.ltx import HEADER_SIZE, FileInfo, Header
+from litestream.ltx import HEADER_SIZE, SNAPSHOT_LEVEL, FileInfo, Header
 from litestream.replication.writes import write_filled
 
 # The path of a local copy of a file of the replica (the meta dir's L0 files), or None.
@@ -46,6 +46,8 @@ class Compactor:
         prev = max_file(self.client, dst_level)
         seek = prev.max_txid + 1 if prev is not None else 0
         srcs = list(self.client.ltx_files(src_level, seek, False))
+        if prev is None and srcs and srcs[0].min_txid == 1:
+            srcs = self._past_snapshot(srcs)
         if not srcs:
             raise NoCompaction()
         if len(srcs) == 1:
@@ -64,6 +66,20 @@ class Compactor:
                 return Header(*hdr)
 
             return write_filled(self.client, dst_level, fill)
+
+    def _past_snapshot(self, srcs: list[FileInfo]) -> list[FileInfo]:
+        """The first compaction into a level whose sources start with a full image [1, N] (the initial
+        sync's snapshot in L0) leaves out what an L9 snapshot [1, X] already holds: the level's first file
+        is then [X+1, M], not another copy of the whole database at every level (the reference stores it
+        again in L1, L2 and L3: upstream #1407). Restores of the reference and ours start from the L9
+        file and continue at X+1 exactly as they would after any later snapshot."""
+        snaps = {i.max_txid for i in self.client.ltx_files(SNAPSHOT_LEVEL, 0, False) if i.min_txid == 1}
+        covered = [x for x in snaps if x >= srcs[0].max_txid]
+        for x in sorted(covered, reverse=True):
+            rest = [i for i in srcs if i.min_txid > x]
+            if not rest or rest[0].min_txid == x + 1:
+                return rest
+        return srcs
 
     def copy(self, info: FileInfo, dst_level: int) -> FileInfo:
         """Store one file again, unchanged, at another level (a merge of one input would equal it): the

@@ -60,6 +60,12 @@ class Policy:
         return [*self.levels, Level(SNAPSHOT_LEVEL, self.snapshot_interval_ns)]
 
 
+# How recent a full image [1, N] must be to serve as a replica's first snapshot although the database has
+# moved on: the initial sync wrote it seconds before the first snapshot pass; an older one would make the
+# first snapshot stale.
+FRESH_BASE_NS = 5 * 60 * 10**9
+
+
 def prev_boundary_ns(now_ns: int, interval_ns: int) -> int:
     """time.Truncate(interval) for a UTC wall clock: the latest multiple of interval at or before now."""
     return now_ns - now_ns % interval_ns
@@ -197,21 +203,30 @@ class Maintenance:
             newest = max_file(r.client, SNAPSHOT_LEVEL)
             if newest is not None and newest.max_txid >= e.db.txid:
                 return None
-        info = self._snapshot_from_levels(e, r) or upload_snapshot(e.db, r.client)
+        info = self._snapshot_from_levels(e, r, exact=force) or upload_snapshot(e.db, r.client)
         log.info("snapshot complete", db=os.path.basename(e.db.path), replica=r.name,
                  txid=format_txid(info.max_txid), size=info.size)
         return info
 
-    def _snapshot_from_levels(self, e, r):
-        """A file [1, N] of a lower level, with N the database's position, is a snapshot at N already (a
-        snapshot, or a merge starting with one, holds every page): store it again as the L9 file (the file
-        backend hard-links it) instead of reading and uploading the whole database once more."""
+    def _snapshot_from_levels(self, e, r, exact: bool = False):
+        """A file [1, N] of a lower level is a snapshot at N already (a snapshot, or a merge starting with
+        one, holds every page): store it again as the L9 file (the file backend hard-links it) instead of
+        reading and uploading the whole database once more, when N is the database's position, or when
+        the replica has no snapshot yet and the file was written moments ago (the initial sync's full
+        image, which the first snapshot pass at start would otherwise duplicate while the application
+        keeps writing). exact: only at the database's position (-force-snapshot)."""
+        images = []
         for level in (0, *(lv.level for lv in self.policy.levels)):
             first = next(iter(r.client.ltx_files(level, 0, False)), None)
-            if first is None or first.min_txid != 1 or first.max_txid != e.db.txid:
-                continue
-            return Compactor(r.client).copy(first, SNAPSHOT_LEVEL)
-        return None
+            if first is not None and first.min_txid == 1 and first.max_txid <= e.db.txid:
+                images.append(first)
+        if not images:
+            return None
+        best = max(images, key=lambda i: i.max_txid)
+        if best.max_txid != e.db.txid and (exact or max_file(r.client, SNAPSHOT_LEVEL) is not None
+                                           or best.created_at_ns < self.now_ns() - FRESH_BASE_NS):
+            return None
+        return Compactor(r.client).copy(best, SNAPSHOT_LEVEL)
 
     def snapshot_retention(self, e, r) -> None:
         retention = r.settings.retention_ns
@@ -259,6 +274,10 @@ class Maintenance:
 
 
 def _task_order(task: int | str) -> int:
+    # The snapshot goes first: at start it can take the initial sync's image as it is, and the first
+    # compactions then leave that image out (Compactor._past_snapshot) instead of copying it per level.
+    if task == SNAPSHOT_LEVEL:
+        return 0
     return 100 if task == L0_RETENTION else int(task)
 
 
