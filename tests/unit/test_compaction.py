@@ -465,3 +465,22 @@ def test_first_snapshot_takes_the_initial_image_and_levels_leave_it_out(writer):
     # A forced snapshot is a real one at the position, never the old image.
     w.maint.snapshot(w.entry, w.replica, force=True)
     assert max(f.max_txid for f in w.files(SNAPSHOT_LEVEL)) == w.db.txid
+
+
+def test_tasks_wait_for_the_first_sync_and_then_run_snapshot_first(writer):
+    """Before the first sync reaches the replica, maintenance tasks wait (the reference's DBNotReady);
+    once it has, every waiting task runs, the snapshot first, so it takes the initial image and L1 leaves
+    it out."""
+    w = writer(levels=[Level(1, 10 * S)], snapshot_interval_ns=24 * 3600 * S)
+    w.replica.pos = None
+    ran = []
+    w.maint.snapshot = lambda e, r, force=False: ran.append("snapshot")
+    w.maint.compact = lambda e, r, level: ran.append(f"L{level}")
+    w.maint.run_task(w.entry, w.replica, 1)
+    w.maint.run_task(w.entry, w.replica, SNAPSHOT_LEVEL)
+    assert ran == [] and w.maint._waiting[id(w.entry)] == {1, SNAPSHOT_LEVEL}
+    w.commit()  # the first sync reaches the replica
+    w.maint.run_task(w.entry, w.replica, 1)  # ready now: puts itself back with the waiting ones
+    assert ran == [] and w.maint._due[id(w.entry)] == {1, SNAPSHOT_LEVEL}
+    w.maint._run(w.entry)
+    assert ran == ["snapshot", "L1"]

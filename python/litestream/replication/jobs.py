@@ -64,6 +64,7 @@ class Policy:
 # moved on: the initial sync wrote it seconds before the first snapshot pass; an older one would make the
 # first snapshot stale.
 FRESH_BASE_NS = 5 * 60 * 10**9
+DB_INIT_TIMEOUT_NS = 30 * 10**9
 
 
 def prev_boundary_ns(now_ns: int, interval_ns: int) -> int:
@@ -85,6 +86,8 @@ class Maintenance:
         self._lock = threading.Lock()
         self.started = False
         self._failures: dict[tuple, int] = {}  # consecutive failures per (database, replica, task)
+        self._not_ready: dict[tuple, int] = {}  # when a task first found its database not ready
+        self._waiting: dict[int, set] = {}  # tasks of a database that is not ready, retried together
 
     # --------------------------------------------------------------------------------------- timers
 
@@ -142,6 +145,8 @@ class Maintenance:
     def run_task(self, e, r, task: int | str) -> None:
         name = os.path.basename(e.db.path)
         key = (id(e), id(r), task)
+        if task != L0_RETENTION and (not self._ready_for(e, r, task, key) or self._requeue_waiting(e, task)):
+            return
         try:
             if task == L0_RETENTION:
                 self.l0_retention(e, r)
@@ -163,6 +168,49 @@ class Maintenance:
             self._retry(e, task, key)
         else:
             self._failures.pop(key, None)
+
+    def _ready_for(self, e, r, task: int | str, key: tuple) -> bool:
+        """The reference's DBNotReady: a database without a page size is retried every second, with a
+        warning after 30 s. Here also one whose first sync has not reached this replica yet: the first
+        snapshot pass at start would otherwise find nothing to take, or encode the database while the
+        initial image is on its way."""
+        if e.db.page_size and e.db.txid and r.pos:
+            self._not_ready.pop(key, None)
+            return True
+        first = self._not_ready.setdefault(key, self.now_ns())
+        if self.now_ns() - first > DB_INIT_TIMEOUT_NS:
+            self._not_ready.pop(key, None)
+            log.warn("timeout waiting for db initialization", level=_level_attr(task), dbs=f"[{e.db.path}]",
+                     timeout="30s", hint="database may have corrupted local state or blocked transactions; "
+                     "try removing -litestream directory and restarting")
+            return False
+        with self._lock:
+            waiting = self._waiting.setdefault(id(e), set())
+            schedule = not waiting
+            waiting.add(task)
+        if schedule and self.scheduler is not None and not self.closing.is_set():
+            self.scheduler.call_later(1.0, lambda: self._wake_waiting(e))
+        return False
+
+    def _requeue_waiting(self, e, task: int | str) -> bool:
+        """The database is ready and tasks wait for it: all of them, this one included, are due now and run
+        in their order. True when this one was put back."""
+        with self._lock:
+            waiting = self._waiting.pop(id(e), None)
+            if not waiting:
+                return False
+            self._due.setdefault(id(e), set()).update(waiting | {task})
+        return True
+
+    def _wake_waiting(self, e) -> None:
+        """Every task that waited for the database is due again at once, so they run in their order (the
+        snapshot before the levels) instead of in the order their retries happen to fire."""
+        with self._lock:
+            tasks = self._waiting.pop(id(e), set())
+            if not tasks:
+                return
+            self._due.setdefault(id(e), set()).update(tasks)
+        self.scheduler.trigger(("maintenance", id(e)), lambda: self._run(e), pool=HEAVY_POOL)
 
     def _retry(self, e, task: int | str, key: tuple) -> None:
         n = self._failures[key] = self._failures.get(key, 0) + 1
