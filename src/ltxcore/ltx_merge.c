@@ -8,6 +8,9 @@
 #include <string.h>
 
 #define MERGE_BUFSIZE (32 * 1024)
+/* Read buffers of all inputs together: a merge of thousands of small L0 files (a catch-up after a long
+ * outage) gets smaller buffers each (they grow on demand for a large page) instead of 32 KiB apiece. */
+#define MERGE_BUF_BUDGET (8u * 1024 * 1024)
 
 int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, const uint8_t *reserved, ltx_write_fn wfn,
               void *wctx, ltx_header *out_hdr, ltx_trailer *out_trailer, char *err, size_t errlen) {
@@ -20,8 +23,10 @@ int ltx_merge(const ltx_source *inputs, int n, uint32_t out_flags, const uint8_t
     ltx_encoder *enc = NULL;
     if (!dec || !hdr || !cur) { rc = LTX_ENOMEM; ltx_set_err(err, errlen, "out of memory"); goto out; }
 
+    size_t bufsize = MERGE_BUFSIZE;
+    if ((size_t)n * bufsize > MERGE_BUF_BUDGET) bufsize = MERGE_BUF_BUDGET / (size_t)n;
     for (int i = 0; i < n; i++) {
-        dec[i] = ltx_decoder_new(inputs[i].fn, inputs[i].ctx, MERGE_BUFSIZE);
+        dec[i] = ltx_decoder_new(inputs[i].fn, inputs[i].ctx, bufsize);
         if (!dec[i]) { rc = LTX_ENOMEM; ltx_set_err(err, errlen, "out of memory"); goto out; }
         if ((rc = ltx_decoder_read_header(dec[i], &hdr[i]))) {
             ltx_set_err(err, errlen, "input %d: %s", i, ltx_decoder_errmsg(dec[i]));

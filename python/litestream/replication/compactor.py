@@ -100,7 +100,9 @@ class Compactor:
                      self.client.local_path(info.level, info.min_txid, info.max_txid)):
             if path is not None:
                 with contextlib.suppress(FileNotFoundError):
-                    return open(path, "rb")
+                    # Unbuffered: the merge reads the descriptor itself, and a buffered reader would
+                    # keep 8 KiB per input (80 MiB for a merge of 10,000 L0 files) for a 100-byte header.
+                    return open(path, "rb", buffering=0)
         return self.client.open_ltx_file(info.level, info.min_txid, info.max_txid)
 
 
