@@ -48,7 +48,7 @@ def restore_both(tmp_path, cfg, db, server, prefix):
     return outs
 
 
-def test_ours_replicates_both_restore(server, prefix, tmp_path):
+def test_ours_replicates_both_restore(server, server_env, prefix, tmp_path):
     db = make_db(tmp_path / "app.db", ["r0"])
     cfg = tmp_path / "litestream.yml"
     cfg.write_text(config_text([(str(db), {**server.replica(prefix), "sync-interval": "200ms"})],
@@ -84,7 +84,7 @@ def test_ours_replicates_both_restore(server, prefix, tmp_path):
         assert a.stdout == b.stdout, f"ltx -level {level}:\n{a.stdout}\n---\n{b.stdout}"
 
 
-def test_reference_replicates_ours_restores(server, prefix, tmp_path):
+def test_reference_replicates_ours_restores(server, server_env, prefix, tmp_path):
     db = make_db(tmp_path / "app.db", ["s0"])
     cfg = tmp_path / "litestream.yml"
     cfg.write_text(config_text([(str(db), {**server.replica(prefix), "sync-interval": "200ms"})],

@@ -167,7 +167,10 @@ def test_timestamps(client, server):
     put(client, 0, 2, 2, ts=TS + 1500)
     after = time.time_ns()
     got = [i.created_at_ns for i in client.ltx_files(0, 0, True)]
-    if server.replica_type == "webdav":
+    # The OSS stand-in (`rclone serve s3`, no OSS emulator exists) drops OSS's x-oss-meta-* headers, so
+    # HEAD finds no timestamp there and LastModified, the upload time, stands in (as in the reference).
+    # On real OSS the metadata is kept; tests/backends/test_s3_extra.py checks that it is sent.
+    if server.replica_type == "webdav" or server.name == "rclone_oss":
         assert all(before - 2_000_000_000 <= t <= after + 2_000_000_000 for t in got)
     else:
         assert got == [TS * 1_000_000, (TS + 1500) * 1_000_000]

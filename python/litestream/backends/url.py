@@ -41,6 +41,12 @@ def _go_clean(p: str) -> str:
 def parse_replica_url(s: str) -> ReplicaURL:
     """Split a replica URL. `file://a/b` becomes `/a/b` (the host is the first path segment), a missing
     path becomes `.` as path.Clean("") does."""
+    if s.lower().startswith("s3://arn:"):
+        # An access point ARN is no URL host (its colons would be read as a port): S3 splits it.
+        from litestream.backends.s3common import split_access_point_url
+
+        bucket, key, query = split_access_point_url(s)
+        return ReplicaURL("s3", bucket, key, query)
     u = urlsplit(s)
     scheme = u.scheme.lower()
     if not scheme:
@@ -50,10 +56,11 @@ def parse_replica_url(s: str) -> ReplicaURL:
         # Like the reference, the host is just the first path segment: file://a/b is /a/b.
         rest = s.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
         return ReplicaURL(scheme, "", _go_clean("/" + unquote(rest).lstrip("/")))
-    path = _go_clean(unquote(u.path)).lstrip("/")
+    # TrimPrefix(path.Clean(u.Path), "/"): "" for "s3://bucket/", "." for "s3://bucket".
+    path = _go_clean(unquote(u.path)).removeprefix("/")
     host = u.hostname or ""
     if u.port is not None:
         host = f"{host}:{u.port}"
-    return ReplicaURL(scheme, host, path if path else ".", query,
+    return ReplicaURL(scheme, host, path, query,
                       unquote(u.username) if u.username is not None else None,
                       unquote(u.password) if u.password is not None else None)
