@@ -9,6 +9,7 @@ so that it restores completely instead of failing on a gap."""
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class Replica:
         self.errors = 0
         self.last_success_ns = 0
         self.last_error: str | None = None
+        self.reported_auth_error: str | None = None  # a credential error is logged once, not every retry
 
     # ------------------------------------------------------------------------------------- position
 
@@ -60,7 +62,9 @@ class Replica:
     def backoff_s(self) -> float:
         if not self.errors:
             return 0.0
-        return min(MAX_BACKOFF_S, self.settings.sync_interval_s * (2 ** (self.errors - 1)))
+        # Jitter (0.8x..1.2x), so many databases failing against one server do not retry in lockstep.
+        base = min(MAX_BACKOFF_S, self.settings.sync_interval_s * (2 ** (self.errors - 1)))
+        return min(MAX_BACKOFF_S, base * random.uniform(0.8, 1.2))
 
     # --------------------------------------------------------------------------------------- upload
 

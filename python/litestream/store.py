@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from litestream import logs
-from litestream.backends.base import BackendError
+from litestream.backends.base import AuthError, BackendError
 from litestream.db.database import Database
 from litestream.db.sync import SyncError
 from litestream.fsutil import release_free_memory
@@ -264,10 +264,22 @@ class Store:
             r.sync()
         except (BackendError, OSError, LTXError, SyncError) as ex:
             delay = r.backoff_s()
-            log.error("replica sync error", db=os.path.basename(e.db.path), replica=r.client.type, error=str(ex),
-                      retry_in=Duration(int(delay * 1e9)))
+            attrs = {"db": os.path.basename(e.db.path), "replica": r.client.type, "error": str(ex),
+                     "retry_in": Duration(int(delay * 1e9))}
+            if isinstance(ex, AuthError):
+                # Credentials or permissions do not fix themselves between retries: say it once, clearly.
+                if r.reported_auth_error != str(ex):
+                    r.reported_auth_error = str(ex)
+                    log.error("replica access denied; check its credentials and permissions", **attrs)
+                else:
+                    log.debug("replica sync error", **attrs)
+            else:
+                log.error("replica sync error", **attrs)
             e.upload_retry[id(r)] = self.scheduler.call_later(delay, lambda: self._trigger_upload(e, r))
             return
+        if r.reported_auth_error is not None:
+            r.reported_auth_error = None
+            log.info("replica access restored", db=os.path.basename(e.db.path), replica=r.client.type)
         if r.pos is not None and r.pos < e.db.txid:
             self._trigger_upload(e, r)  # more than one batch behind
 
