@@ -26,6 +26,7 @@ import threading
 from litestream import _ltxcore as core
 from litestream import logs
 from litestream.backends.base import BackendError, ReplicaClient
+from litestream.backends.transfer import download
 from litestream.fsutil import write_atomic
 from litestream.ltx import HEADER_SIZE, SNAPSHOT_LEVEL, FileInfo, Header, LTXError, format_txid, parse_txid
 from litestream.restore import RestoreError
@@ -178,8 +179,7 @@ class Follower:
         d = tempfile.mkdtemp(prefix=".litestream-follow-", dir=os.path.dirname(os.path.abspath(self.out)))
         try:
             path = os.path.join(d, info.name)
-            with self.client.open_ltx_file(info.level, info.min_txid, info.max_txid) as s, open(path, "wb") as f:
-                shutil.copyfileobj(s, f, 1 << 20)
+            download(self.client, info, path)
             yield path
         finally:
             shutil.rmtree(d, ignore_errors=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from litestream import _ltxcore as core
 from litestream.backends.base import BackendError, ReplicaClient
+from litestream.backends.transfer import download
 from litestream.db.checksums import decode_reserved
 from litestream.fsutil import fsync_dir
 from litestream.ltx import (
@@ -256,9 +257,7 @@ class _Fetcher:
         if path is None:
             path = os.path.join(self._staging_dir(), f"{info.level}-{info.name}")
             try:
-                with self.client.open_ltx_file(info.level, info.min_txid, info.max_txid) as src, \
-                        open(path, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+                download(self.client, info, path)
             except BackendError as e:
                 raise RestoreError(str(e)) from None
         header, raw, size = _read_header(path, info)

@@ -485,6 +485,7 @@ class S3ReplicaClient:
         client = session.client("s3", endpoint_url=self._endpoint_url(), config=self._config(region, pool),
                                 verify=False if s.skip_verify else None)
         events = client.meta.events
+        events.register_first("needs-retry.s3", _retry_too_many_requests)
         if s.require_content_md5:
             events.register("before-sign.s3.DeleteObjects", _add_content_md5)
         if is_tigris(s.endpoint):
@@ -751,6 +752,19 @@ def _datetime_ns(dt) -> int:
     import calendar
 
     return calendar.timegm(dt.utctimetuple()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+def _retry_too_many_requests(response=None, attempts: int = 0, **_kw) -> float | None:
+    """HTTP 429 (R2, B2 and other S3-compatibles throttle with it) retried like SlowDown: botocore's
+    standard mode knows only AWS's throttling codes. Returns the delay, or None to let botocore decide."""
+    if response is None or attempts >= MAX_ATTEMPTS:
+        return None
+    http = response[0]
+    if getattr(http, "status_code", 0) != 429:
+        return None
+    import random
+
+    return min(20.0, 0.5 * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
 
 
 def _add_content_md5(request, **_kw) -> None:

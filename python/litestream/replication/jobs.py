@@ -22,11 +22,12 @@ from litestream.db.sync import SyncError
 from litestream.ltx import SNAPSHOT_LEVEL, LTXError, format_txid
 from litestream.replication.compactor import Compactor, NoCompaction, max_file
 from litestream.replication.retention import (
+    NEVER,
     Deleter,
     enforce_level_retention,
     enforce_retention_by_txid,
     enforce_snapshot_retention,
-    l0_expired,
+    l0_plan,
 )
 from litestream.replication.snapshot import upload_snapshot
 from litestream.scheduler import HEAVY_POOL, Scheduler
@@ -88,6 +89,10 @@ class Maintenance:
         self._failures: dict[tuple, int] = {}  # consecutive failures per (database, replica, task)
         self._not_ready: dict[tuple, int] = {}  # when a task first found its database not ready
         self._waiting: dict[int, set] = {}  # tasks of a database that is not ready, retried together
+        # Idle costs nothing: a task that found no work remembers the state it saw and until when that
+        # answer holds; while both hold, its ticks make no requests at all.
+        self._quiet: dict[tuple, tuple[tuple, int]] = {}
+        self._writes: dict[tuple, int] = {}  # files written or deleted per (database, replica)
 
     # --------------------------------------------------------------------------------------- timers
 
@@ -227,6 +232,9 @@ class Maintenance:
         if lv is None or e.db.page_size == 0:
             return None
         name = os.path.basename(e.db.path)
+        if self._is_quiet(e, r, level):
+            log.debug("no compaction", db=name, level=level)
+            return None
         if self._too_early(r, level, lv.interval_ns):
             log.debug("no compaction", db=name, level=level, reason="too early")
             return None
@@ -234,7 +242,11 @@ class Maintenance:
             info = Compactor(r.client, self._local_opener(e)).compact(level, level - 1)
         except NoCompaction:
             log.debug("no compaction", db=name, level=level)
+            # Nothing new until something is uploaded or written; levels[].retention may still have
+            # old files to let go once they age, so that keeps its own wake-up.
+            self._set_quiet(e, r, level, self.now_ns() + lv.retention_ns if lv.retention_ns else NEVER)
             return None
+        self._wrote(e, r)
         log.info("compaction complete", db=name, replica=r.name, level=level,
                  **{"txid.min": format_txid(info.min_txid), "txid.max": format_txid(info.max_txid)}, size=info.size)
         if lv.retention_ns is not None:
@@ -246,12 +258,16 @@ class Maintenance:
         if e.db.page_size == 0 or e.db.txid == 0:
             return None
         if not force:
+            if self._is_quiet(e, r, SNAPSHOT_LEVEL):
+                return None
             if self._too_early(r, SNAPSHOT_LEVEL, self.policy.snapshot_interval_ns):
                 return None
             newest = max_file(r.client, SNAPSHOT_LEVEL)
             if newest is not None and newest.max_txid >= e.db.txid:
+                self._set_quiet(e, r, SNAPSHOT_LEVEL)
                 return None
         info = self._snapshot_from_levels(e, r, exact=force) or upload_snapshot(e.db, r.client)
+        self._wrote(e, r)
         log.info("snapshot complete", db=os.path.basename(e.db.path), replica=r.name,
                  txid=format_txid(info.max_txid), size=info.size)
         return info
@@ -280,14 +296,39 @@ class Maintenance:
         retention = r.settings.retention_ns
         if retention is None:
             retention = self.policy.snapshot_retention_ns
+        if self._is_quiet(e, r, "snapshot-retention"):
+            return
         deleter = self._deleter(r)
         floor = enforce_snapshot_retention(r.client, deleter, retention, self.now_ns())
         for lv in self.policy.levels:
             enforce_retention_by_txid(r.client, deleter, lv.level, floor)
+        # The next pass can only find something once the oldest snapshot (never the newest) ages out.
+        snaps = sorted(i.created_at_ns for i in r.client.ltx_files(SNAPSHOT_LEVEL, 0, False))
+        self._set_quiet(e, r, "snapshot-retention", snaps[0] + retention if len(snaps) > 1 else NEVER)
+
+    # ------------------------------------------------------------------------------------ idle guard
+
+    def _state(self, e, r) -> tuple:
+        return (r.pos, e.db.txid, self._writes.get((id(e), id(r)), 0))
+
+    def _wrote(self, e, r) -> None:
+        k = (id(e), id(r))
+        self._writes[k] = self._writes.get(k, 0) + 1
+
+    def _is_quiet(self, e, r, task: int | str) -> bool:
+        memo = self._quiet.get((id(e), id(r), task))
+        return memo is not None and memo[0] == self._state(e, r) and self.now_ns() < memo[1]
+
+    def _set_quiet(self, e, r, task: int | str, until_ns: int = NEVER) -> None:
+        self._quiet[(id(e), id(r), task)] = (self._state(e, r), until_ns)
 
     def l0_retention(self, e, r) -> None:
-        doomed = l0_expired(r.client, self.policy.l0_retention_ns, self.now_ns())
-        self._deleter(r).delete(doomed)
+        if not self._is_quiet(e, r, L0_RETENTION):
+            doomed, wake = l0_plan(r.client, self.policy.l0_retention_ns, self.now_ns())
+            if doomed:
+                self._deleter(r).delete(doomed)
+                self._wrote(e, r)
+            self._set_quiet(e, r, L0_RETENTION, wake)
         self.prune_local(e)
 
     def prune_local(self, e) -> None:

@@ -87,24 +87,36 @@ def enforce_level_retention(client: ReplicaClient, deleter: Deleter, level: int,
     deleter.delete([f for f in old if any(g.min_txid <= f.min_txid and g.max_txid >= f.max_txid for g in cover)])
 
 
+NEVER = 1 << 62  # a wake-up time that never comes
+
+
 def l0_expired(client: ReplicaClient, retention_ns: int, now_ns: int) -> list[FileInfo]:
     """The L0 files L0 retention lets go (the reference's EnforceL0Retention)."""
+    return l0_plan(client, retention_ns, now_ns)[0]
+
+
+def l0_plan(client: ReplicaClient, retention_ns: int, now_ns: int) -> tuple[list[FileInfo], int]:
+    """l0_expired, and when the next file becomes eligible if nothing is uploaded or compacted meanwhile
+    (NEVER: not before then), so an idle replica is not listed every check interval for nothing."""
     if retention_ns <= 0:
-        return []
+        return [], NEVER
     l1 = max_file(client, 1)
     if l1 is None:
-        return []
+        return [], NEVER
     threshold = now_ns - retention_ns
     files = list(client.ltx_files(0, 0, False))
     doomed = []
     whole = True
+    wake = NEVER
     for f in files:
         created = f.created_at_ns or threshold
         if created > threshold:
             whole = False
+            if f.max_txid <= l1.max_txid and f != files[-1]:
+                wake = created + retention_ns
             break
         if f.max_txid <= l1.max_txid:
             doomed.append(f)
     if whole and doomed and doomed[-1] == files[-1]:
         doomed.pop()
-    return doomed
+    return doomed, wake
