@@ -38,6 +38,21 @@ def _go_clean(p: str) -> str:
     return out
 
 
+def _go_port(netloc: str, raw: str) -> str:
+    """The port of a URL's host as Go's url.Parse takes it: digits only, not range-checked; anything else
+    is its error (with a password in the URL masked)."""
+    hostport = netloc.rpartition("@")[2]
+    colon = hostport.rfind(":")
+    if colon < 0 or colon < hostport.rfind("]"):
+        return ""
+    port = hostport[colon + 1:]
+    if not port.isascii() or not (port.isdigit() or port == ""):
+        from litestream.logs import redact_url
+
+        raise ValueError(f'parse "{redact_url(raw)}": invalid port ":{port}" after host')
+    return port
+
+
 def parse_replica_url(s: str) -> ReplicaURL:
     """Split a replica URL. `file://a/b` becomes `/a/b` (the host is the first path segment), a missing
     path becomes `.` as path.Clean("") does."""
@@ -59,8 +74,9 @@ def parse_replica_url(s: str) -> ReplicaURL:
     # TrimPrefix(path.Clean(u.Path), "/"): "" for "s3://bucket/", "." for "s3://bucket".
     path = _go_clean(unquote(u.path)).removeprefix("/")
     host = u.hostname or ""
-    if u.port is not None:
-        host = f"{host}:{u.port}"
+    port = _go_port(u.netloc, s)
+    if port:
+        host = f"{host}:{port}"
     return ReplicaURL(scheme, host, path, query,
                       unquote(u.username) if u.username is not None else None,
                       unquote(u.password) if u.password is not None else None)
