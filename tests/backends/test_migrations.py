@@ -190,3 +190,30 @@ def test_zero_downtime(servers, prefix, tmp_path, new_type):
     # Rollback to the old config: the old replica is behind and catches up.
     replicate_while_writing(tmp_path, old, app, env, n=10)
     restores_to(tmp_path, old, app, env, "rolled-back")
+
+
+def test_s3_to_nats_with_the_guides_stream_step(servers, prefix, tmp_path):
+    """The guide's order: S3 first; then `nats-server -js`, the new config (type nats, url, username,
+    password ${NATS_PASSWORD}) and its `nats stream create BUCKET --subjects="BUCKET.>" ...` step."""
+    from nats.js import api
+
+    from tests.servers import nats as natss
+
+    s3, ns = servers.get("seaweedfs"), server_of_type(servers, "nats")
+    app = App(tmp_path)
+    env = {**aws_configure(tmp_path, s3), "NATS_PASSWORD": natss.PASSWORD}
+    old = write_config(tmp_path, "old.yml", s3_config(app.db, s3, prefix))
+    replicate_while_writing(tmp_path, old, app, env)
+    bucket = natss.bucket_for(f"{prefix}/my-app-bucket")
+
+    async def guide_stream(_nc, js):
+        await js.add_stream(name=bucket, subjects=[f"{bucket}.>"], storage=api.StorageType.FILE,
+                            retention=api.RetentionPolicy.LIMITS, max_age=168 * 3600)
+
+    ns.admin(guide_stream)
+    new = write_config(tmp_path, "new.yml", (
+        f"dbs:\n  - path: {app.db}\n    replica:\n      type: nats\n"
+        f"      url: nats://localhost:{ns.port}/{bucket}\n      username: {natss.USER}\n"
+        "      password: ${NATS_PASSWORD}\n"))
+    replicate_while_writing(tmp_path, new, app, env)
+    restores_to(tmp_path, new, app, env, "nats")
