@@ -156,6 +156,11 @@ def test_kill_during_a_scheduled_snapshot(tmp_path):
         r = subprocess.run([sys.executable, "-m", "litestream", "replicate", "-once", "-config", str(cfg)],
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
+    # The initial image is ten minutes old: too old to serve as the first snapshot (that shortcut takes
+    # one written moments ago), so the snapshot reads the database.
+    first = replica / "ltx" / "0" / "0000000000000001-0000000000000001.ltx"
+    old = time.time() - 600
+    os.utime(first, (old, old))
     log = tmp_path / "replicate.log"
     proc = _replicate(cfg, log)
     level9 = replica / "ltx" / "9"
