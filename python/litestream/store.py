@@ -38,6 +38,7 @@ class DBEntry:
     checkpoint_timer: Timer | None = None
     trim_timer: Timer | None = None
     errors: int = 0
+    reported_auth_error: str | None = None  # the credential error last logged at ERROR (said once)
     ready: bool = False
     retry: Timer | None = None
     upload_retry: dict[int, Timer] = field(default_factory=dict)
@@ -137,7 +138,11 @@ class Store:
             return
         best, best_txid = None, 0
         for r in e.replicas:
-            txid = r.position()
+            try:
+                txid = r.position()
+            except BackendError as ex:
+                ex.replica = r.client.type  # type: ignore[attr-defined]  # named in the log line
+                raise
             if txid > best_txid:
                 best, best_txid = r, txid
         db = e.db
@@ -165,7 +170,18 @@ class Store:
         e.errors += 1
         delay = min(MAX_BACKOFF_S, (e.db.settings.monitor_interval_s or 1.0) * 2 ** (e.errors - 1))
         hint = getattr(ex, "hint", None)
-        log.error(what, db=os.path.basename(e.db.path), error=str(ex), **({"hint": hint} if hint else {}))
+        replica = getattr(ex, "replica", None)
+        attrs = {"db": os.path.basename(e.db.path), **({"replica": replica} if replica else {}), "error": str(ex),
+                 **({"hint": hint} if hint else {})}
+        if isinstance(ex, AuthError):
+            # Said once, clearly; the retries go on quietly until the credentials or permissions are fixed.
+            if e.reported_auth_error != str(ex):
+                e.reported_auth_error = str(ex)
+                log.error(f"{what}: replica access denied; check its credentials and permissions", **attrs)
+            else:
+                log.debug(what, **attrs)
+        else:
+            log.error(what, **attrs)
         e.db.stats.last_error = str(ex)
         if self.background and not self.closing.is_set():
             e.retry = self.scheduler.call_later(delay, again)
