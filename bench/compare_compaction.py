@@ -162,21 +162,10 @@ def l1(args) -> None:
             cfg = work / "litestream.yml"
             config(cfg, db, work / "replica", ["1h"], "24h")
             l1_dir = work / "replica" / "ltx" / "1"
-            with Replicator(impl, cfg, work) as r:
-                t0 = time.monotonic()
-                peak = 0
-                while not (l1_dir.exists() and any(l1_dir.iterdir())):
-                    r.check()
-                    peak = max(peak, r.usage().hwm_kib)
-                    if time.monotonic() - t0 > 600:
-                        raise SystemExit(f"{impl.name}: no L1 file after 600 s")
-                    time.sleep(0.01)
-                took = time.monotonic() - t0
-                u = r.usage()
-                r.stop()
-            results[impl.name] = (took, u.cpu, max(peak, u.hwm_kib) / 1024)
+            took, cpu, rss = until_first_l1(impl, cfg, work, l1_dir, 600, 0.01)
+            results[impl.name] = (took, cpu, rss)
             name = next(l1_dir.iterdir()).name
-            print(f"{impl.name:9s} L1 {name} after {took:6.2f} s, CPU {u.cpu:6.2f} s, "
+            print(f"{impl.name:9s} L1 {name} after {took:6.2f} s, CPU {cpu:6.2f} s, "
                   f"peak RSS {results[impl.name][2]:6.1f} MiB", flush=True)
         if len(results) == 2:
             o, f = results["ours"], results["reference"]
@@ -224,6 +213,22 @@ def history(args) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def until_first_l1(impl, cfg: Path, work: Path, l1_dir: Path, timeout: float, poll: float,
+                   ) -> tuple[float, float, float]:
+    """`replicate` until its first L1 file appears: wall seconds, CPU seconds, peak RSS in MiB."""
+    with Replicator(impl, cfg, work) as r:
+        t0, peak = time.monotonic(), 0
+        while not (l1_dir.exists() and any(p.suffix == ".ltx" for p in l1_dir.iterdir())):
+            peak = max(peak, r.usage().hwm_kib)  # usage() also fails if the process died
+            if time.monotonic() - t0 > timeout:
+                raise SystemExit(f"{impl.name}: no L1 file after {timeout:.0f} s")
+            time.sleep(poll)
+        took = time.monotonic() - t0
+        u = r.usage()
+        r.stop()
+    return took, u.cpu, max(peak, u.hwm_kib) / 1024
+
+
 def run_once(impl, cfg: Path, *flags: str) -> tuple[float, float, float]:
     """`replicate -once` with flags, to completion: wall seconds, CPU seconds, peak RSS in MiB."""
     t0 = time.monotonic()
@@ -259,17 +264,7 @@ def big(args) -> None:
             app.close()
             phases["snapshot"] = run_once(impl, cfg, "-force-snapshot")
             l1_dir = replica / "ltx" / "1"
-            with Replicator(impl, cfg, work) as r:
-                t0, peak = time.monotonic(), 0
-                while not (l1_dir.exists() and any(p.suffix == ".ltx" for p in l1_dir.iterdir())):
-                    peak = max(peak, r.usage().hwm_kib)
-                    if time.monotonic() - t0 > 1800:
-                        raise SystemExit(f"{impl.name}: no L1 file after 1800 s")
-                    time.sleep(0.05)
-                took = time.monotonic() - t0
-                u = r.usage()
-                r.stop()
-            phases["L1 compaction"] = (took, u.cpu, max(peak, u.hwm_kib) / 1024)
+            phases["L1 compaction"] = until_first_l1(impl, cfg, work, l1_dir, 1800, 0.05)
             for name, (w, c, m) in phases.items():
                 print(f"{impl.name:9s} {name:14s} {w:7.1f} s, CPU {c:7.1f} s, peak RSS {m:7.1f} MiB", flush=True)
         finally:
