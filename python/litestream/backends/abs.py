@@ -15,36 +15,46 @@ $LITESTREAM_AZURE_SAS_TOKEN); a shared key (`account-key`, else $LITESTREAM_AZUR
 account name); DefaultAzureCredential (environment, managed identity, Azure CLI, ...). The endpoint
 defaults to https://<account>.blob.core.windows.net. Keys and tokens never appear in a message or log.
 
-azure-storage-blob (and azure-identity, for the last case only) are imported by init() only. The key layout
-and message helpers are the same as GCS's and come from gcs.py (which imports no SDK either)."""
+azure-storage-blob (and azure-identity, for the last case only) are imported by init() only. The key layout,
+listing, deleting and message helpers are the same as GCS's and come from objstore.py (no SDK either)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import io
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from litestream.backends.base import DEFAULT_TIMEOUT_S, AuthError, BackendError, NotFoundError, Source, require_sdk
-from litestream.backends.gcs import (
-    POOL_SIZE,
+from litestream.backends.base import (
+    DEFAULT_TIMEOUT_S,
+    AuthError,
+    BackendError,
+    NotFoundError,
+    Source,
+    close_quietly,
+    reject_with_url,
+    require_sdk,
+)
+from litestream.backends.objstore import (
+    BlobStoreClient,
+    created_ns,
     level_dir,
+    level_files,
     ltx_key,
+    mount_pool,
     one_line,
     read_exact,
-    replica_prefix,
     seekable_at_start,
 )
 from litestream.backends.url import _go_clean
 from litestream.config import ConfigError, ReplicaConfig
-from litestream.gofmt import format_rfc3339_nano, ms_to_ns, parse_rfc3339_ns, time_to_ns
-from litestream.ltx import FileInfo, parse_filename
+from litestream.gofmt import format_rfc3339_nano, ms_to_ns
+from litestream.ltx import FileInfo
 
 METADATA_TIMESTAMP = "litestreamtimestamp"
 # Blobs up to this size are one Put Blob; larger ones are staged blocks of BLOCK_SIZE made visible by
@@ -59,10 +69,7 @@ UPLOAD_CONCURRENCY = 4
 
 
 def from_config(rc: ReplicaConfig) -> ABSReplicaClient:
-    if rc.url and rc.path:
-        raise ConfigError("cannot specify url & path for abs replica")
-    if rc.url and rc.bucket:
-        raise ConfigError("cannot specify url & bucket for abs replica")
+    reject_with_url(rc, "abs", ("path", rc.path), ("bucket", rc.bucket))
     account, container, path = rc.account_name, rc.bucket, rc.path
     if rc.url:
         user, host, upath = split_url(rc.url)
@@ -143,7 +150,7 @@ class _DownloadReader(io.RawIOBase):
         super().close()
 
 
-class ABSReplicaClient:
+class ABSReplicaClient(BlobStoreClient):
     type = "abs"
 
     def __init__(self, container: str, path: str = "", *, account_name: str = "", account_key: str = "",
@@ -211,12 +218,8 @@ class ABSReplicaClient:
                 import requests
                 from azure.core.pipeline.transport import RequestsTransport
 
-                # Restores fetch in parallel (-parallelism): more connections than requests' 10 per host,
-                # or urllib3 drops them and warns on stderr.
                 session = requests.Session()
-                adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
-                for scheme in ("https://", "http://"):
-                    session.mount(scheme, adapter)
+                mount_pool(session)
                 # Bounded per request; the SDK retries connection errors, timeouts, 408, 429, 5xx.
                 transport = RequestsTransport(session=session, session_owner=True,
                                               connection_timeout=self.timeout_s, read_timeout=self.timeout_s)
@@ -261,31 +264,13 @@ class ABSReplicaClient:
 
     def ltx_files(self, level: int, seek: int = 0, use_metadata: bool = False) -> Iterator[FileInfo]:
         self.init()
-        return self._list(level, level_dir(self.path, level) + "/", seek)
-
-    def _list(self, level: int, prefix: str, seek: int) -> Iterator[FileInfo]:
-        # Blob Storage lists in name order and cannot start at a name, so seek filters here.
-        try:
-            it = iter(self._cc.list_blobs(name_starts_with=prefix, include=["metadata"]))
-        except Exception as e:
-            raise self._error("list", e, prefix) from None
-        while True:
-            try:
-                props = next(it)
-            except StopIteration:
-                return
-            except Exception as e:
-                raise self._error("list", e, prefix) from None
-            rest = props.name[len(prefix):]
-            txids = parse_filename(rest) if "/" not in rest else None
-            if txids is None or txids[0] < seek:
-                continue
-            yield FileInfo(level, txids[0], txids[1], int(props.size or 0), created_at_ns(props))
+        prefix = level_dir(self.path, level) + "/"
+        # Blob Storage lists in name order and cannot start at a name, so seek filters (in level_files).
+        return level_files(level, prefix, seek,
+                           lambda: self._cc.list_blobs(name_starts_with=prefix, include=["metadata"]),
+                           lambda e: self._error("list", e, prefix), created_at_ns)
 
     # ------------------------------------------------------------------------------------ reading
-
-    def local_path(self, level: int, min_txid: int, max_txid: int) -> str | None:
-        return None
 
     def open_ltx_file(self, level: int, min_txid: int, max_txid: int, offset: int = 0,
                       size: int = 0) -> BinaryIO:
@@ -347,30 +332,16 @@ class ABSReplicaClient:
         except Exception as e:
             raise self._error("delete", e, key) from None
 
-    def delete_ltx_files(self, infos: Iterable[FileInfo]) -> None:
-        keys = [ltx_key(self.path, i.level, i.min_txid, i.max_txid) for i in infos]
-        if not keys:
-            return
-        self.init()
-        for key in keys:
-            self._delete(key)
-
-    def delete_all(self) -> None:
-        self.init()
-        prefix = replica_prefix(self.path)
+    def _names(self, prefix: str) -> list[str]:
         try:
-            names = [b.name for b in self._cc.list_blobs(name_starts_with=prefix)]
+            return [b.name for b in self._cc.list_blobs(name_starts_with=prefix)]
         except Exception as e:
             raise self._error("list", e, prefix) from None
-        for name in names:
-            self._delete(name)
 
     def close(self) -> None:
         with self._lock:
             closers, self._closers, self._service, self._cc = self._closers, [], None, None
-        for obj in closers:
-            with contextlib.suppress(Exception):
-                obj.close()
+        close_quietly(*closers)
 
 
 def created_at_ns(props: Any) -> int:
@@ -380,13 +351,7 @@ def created_at_ns(props: Any) -> int:
     ts = meta.get(METADATA_TIMESTAMP)
     if ts is None:
         ts = next((v for k, v in meta.items() if k.lower() == METADATA_TIMESTAMP), None)
-    if ts:
-        try:
-            return parse_rfc3339_ns(ts)[0]
-        except ValueError:
-            pass
-    created = getattr(props, "creation_time", None)
-    return time_to_ns(created)[0] if created is not None else 0
+    return created_ns(ts, getattr(props, "creation_time", None))
 
 
 class _Counting:

@@ -15,8 +15,9 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, Self, runtime_checkable
 
+from litestream.backends.url import _go_clean
 from litestream.ltx import FileInfo
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -45,6 +46,56 @@ def require_sdk(module: str, rtype: str, extra: str):
     except ImportError:
         raise ConfigError(f"{rtype} replicas need the {module.split('.')[0]} package, which is not installed: "
                           f"pip install 'litestream-py[{extra}]'") from None
+
+
+def reject_with_url(rc: Any, rtype: str, *keys: tuple[str, Any]) -> None:
+    """The reference's "cannot specify url & <key> for <type> replica": a replica named by `url` may not
+    also set the config keys the URL stands for (each given as (key name, value))."""
+    from litestream.config import ConfigError
+
+    if not rc.url:
+        return
+    for name, value in keys:
+        if value:
+            raise ConfigError(f"cannot specify url & {name} for {rtype} replica")
+
+
+def parse_url(url: str, wrap: str = "{}") -> Any:
+    """url.parse_replica_url, its ValueError as a ConfigError whose message is `wrap` around the reason."""
+    from litestream.backends.url import parse_replica_url
+    from litestream.config import ConfigError
+
+    try:
+        return parse_replica_url(url)
+    except ValueError as e:
+        raise ConfigError(wrap.format(e)) from None
+
+
+def go_join(*elems: str) -> str:
+    """Go's path.Join: the non-empty elements joined by "/" and cleaned ("" when all are empty)."""
+    parts = [e for e in elems if e]
+    return _go_clean("/".join(parts)) if parts else ""
+
+
+def replica_root(path: str) -> str:
+    """What delete_all removes: the directory `<path>`. At the root of the bucket, share or login
+    directory only `ltx`, the part that is litestream's, never everything there."""
+    clean = _go_clean(path) if path else "."
+    return go_join(path, "ltx") if clean in (".", "/") else clean
+
+
+def close_quietly(*objs: Any) -> None:
+    """Close what a client let go of (None is skipped): a client's close() releases what it can and
+    never raises, even over a connection that is already broken."""
+    for obj in objs:
+        if obj is not None:
+            with contextlib.suppress(Exception):
+                obj.close()
+
+
+def error_line(e: BaseException) -> str:
+    """An exception's message on one line (its class name when it has none), for a BackendError."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 @dataclass(frozen=True)
@@ -118,7 +169,29 @@ class ReplicaClient(Protocol):
         """Release connections and threads. The client is not used afterwards."""
 
 
-class LimitedReader:
+class ReadStream:
+    """What a backend's read-only stream derives from its read() and close(): readinto, and use as a
+    context manager that closes it (transfer.download reads every open_ltx_file result this way)."""
+
+    def read(self, n: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LimitedReader(ReadStream):
     """At most `limit` bytes of a stream (the ranged opens of backends whose reads cannot be bounded);
     closing it closes the stream."""
 
@@ -132,16 +205,5 @@ class LimitedReader:
         self._left -= len(data)
         return data
 
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         self._s.close()
-
-    def __enter__(self) -> LimitedReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

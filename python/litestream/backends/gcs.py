@@ -8,7 +8,8 @@ metadata server). STORAGE_EMULATOR_HOST points both tools at an emulator and tur
 the Go SDK takes `host:port` or a URL there, google-cloud-storage only a URL, so a bare host gets
 http:// as the Go SDK gives it.
 
-google-cloud-storage is imported by init() only (base.require_sdk): this module imports cheaply."""
+google-cloud-storage is imported by init() only (base.require_sdk): this module imports cheaply. The
+layout, listing and deleting are the same as Azure's and come from objstore.py."""
 
 from __future__ import annotations
 
@@ -17,37 +18,50 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from litestream.backends.base import DEFAULT_TIMEOUT_S, AuthError, BackendError, NotFoundError, Source, require_sdk
-from litestream.backends.url import _go_clean, parse_replica_url
+from litestream.backends.base import (
+    DEFAULT_TIMEOUT_S,
+    AuthError,
+    BackendError,
+    NotFoundError,
+    Source,
+    close_quietly,
+    parse_url,
+    reject_with_url,
+    require_sdk,
+)
+from litestream.backends.objstore import (
+    BlobStoreClient,
+    created_ns,
+    level_dir,
+    level_files,
+    ltx_key,
+    mount_pool,
+    one_line,
+    read_exact,
+    seekable_at_start,
+)
+from litestream.backends.objstore import replica_prefix as replica_prefix  # named here for callers of gcs
 from litestream.config import ConfigError, ReplicaConfig
-from litestream.gofmt import format_rfc3339_nano, ms_to_ns, parse_rfc3339_ns, time_to_ns
-from litestream.ltx import FileInfo, format_filename, parse_filename
+from litestream.gofmt import format_rfc3339_nano, ms_to_ns
+from litestream.ltx import FileInfo
 
 METADATA_TIMESTAMP = "litestream-timestamp"
 # Objects up to this size go up in one request (google-cloud-storage's own multipart limit); larger ones
 # as a resumable upload in chunks of this size (a multiple of 256 KiB, as the API requires), which GCS
 # makes visible only once the last chunk is in: either way a reader never sees a partial object.
 CHUNK_SIZE = 8 << 20
-# Connections kept per host (parallel restores and uploads share one client).
-POOL_SIZE = 32
 # Ranged reads fetch this much per request, so an open file holds at most one window in memory.
 READ_WINDOW = 8 << 20
 
 
 def from_config(rc: ReplicaConfig) -> GCSReplicaClient:
-    if rc.url and rc.path:
-        raise ConfigError("cannot specify url & path for gs replica")
-    if rc.url and rc.bucket:
-        raise ConfigError("cannot specify url & bucket for gs replica")
+    reject_with_url(rc, "gs", ("path", rc.path), ("bucket", rc.bucket))
     bucket, path = rc.bucket, rc.path
     if rc.url:
-        try:
-            u = parse_replica_url(rc.url)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        u = parse_url(rc.url)
         # URL parts fill only what the keys left empty (the reference's rule; with url, path and
         # bucket cannot be keys, so this is the URL's).
         path = path or u.path
@@ -57,48 +71,11 @@ def from_config(rc: ReplicaConfig) -> GCSReplicaClient:
     return GCSReplicaClient(bucket, path)
 
 
-def go_join(*elems: str) -> str:
-    """Go's path.Join: the non-empty elements joined by "/" and cleaned ("" when all are empty)."""
-    parts = [e for e in elems if e]
-    return _go_clean("/".join(parts)) if parts else ""
-
-
-def level_dir(root: str, level: int) -> str:
-    return go_join(root, "ltx", str(level))
-
-
-def ltx_key(root: str, level: int, min_txid: int, max_txid: int) -> str:
-    return go_join(level_dir(root, level), format_filename(min_txid, max_txid))
-
-
-def replica_prefix(root: str) -> str:
-    """What delete_all removes: everything under `<path>/`. At the bucket's root only `ltx/`, the part
-    that is litestream's, never the whole bucket."""
-    clean = _go_clean(root) if root else "."
-    if clean in (".", "/"):
-        return go_join(root, "ltx") + "/"
-    return clean + "/"
-
-
-def one_line(s: str, limit: int = 300) -> str:
-    """An SDK message on one line, cut to a readable length (some carry whole JSON error bodies)."""
-    s = " ".join(str(s).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
 def emulator_endpoint() -> str | None:
     host = os.environ.get("STORAGE_EMULATOR_HOST", "")
     if not host:
         return None
     return host if "://" in host else f"http://{host}"
-
-
-def seekable_at_start(f: Any) -> bool:
-    """A stream the SDKs may seek around in: a file (or the like) still at its first byte."""
-    try:
-        return bool(f.seekable()) and f.tell() == 0
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 class ChunkedReader(io.RawIOBase):
@@ -153,7 +130,7 @@ class ChunkedReader(io.RawIOBase):
         super().close()
 
 
-class GCSReplicaClient:
+class GCSReplicaClient(BlobStoreClient):
     type = "gs"
 
     def __init__(self, bucket: str, path: str = "", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
@@ -188,13 +165,7 @@ class GCSReplicaClient:
                 raise type(err)(f"failed to create GCS client (bucket: {self.bucket_name}): "
                                 f"{one_line(getattr(e, 'message', '') or e, 300)}") from None
             with contextlib.suppress(Exception):  # an SDK without the requests session keeps its pool
-                from requests.adapters import HTTPAdapter
-
-                # Restores fetch in parallel (-parallelism): more connections than requests' 10 per host,
-                # or urllib3 drops them and warns on stderr.
-                adapter = HTTPAdapter(pool_maxsize=POOL_SIZE)
-                for scheme in ("https://", "http://"):
-                    client._http.mount(scheme, adapter)
+                mount_pool(client._http)
             self._client, self._bucket = client, client.bucket(self.bucket_name)
             # The SDK's policy (exponential back-off for 408/429/5xx and connection errors), also
             # for uploads: an LTX file's name fixes its content, so writing it again is harmless.
@@ -233,32 +204,12 @@ class GCSReplicaClient:
         prefix = level_dir(self.path, level) + "/"
         # Names sort by MinTXID (fixed-width hex), so the server can start at seek.
         start = prefix + format(seek, "016x") if seek > 0 else None
-        return self._list(level, prefix, start, seek)
-
-    def _list(self, level: int, prefix: str, start: str | None, seek: int) -> Iterator[FileInfo]:
-        try:
-            it = iter(self._client.list_blobs(
-                self._bucket, prefix=prefix, start_offset=start, timeout=self._timeout, retry=self._retry,
-                fields="items(name,size,timeCreated,metadata),nextPageToken"))
-        except Exception as e:
-            raise self._error("list", e, prefix) from None
-        while True:
-            try:
-                blob = next(it)
-            except StopIteration:
-                return
-            except Exception as e:
-                raise self._error("list", e, prefix) from None
-            rest = blob.name[len(prefix):]
-            txids = parse_filename(rest) if "/" not in rest else None
-            if txids is None or txids[0] < seek:
-                continue
-            yield FileInfo(level, txids[0], txids[1], int(blob.size or 0), created_at_ns(blob))
+        return level_files(level, prefix, seek, lambda: self._client.list_blobs(
+            self._bucket, prefix=prefix, start_offset=start, timeout=self._timeout, retry=self._retry,
+            fields="items(name,size,timeCreated,metadata),nextPageToken"),
+            lambda e: self._error("list", e, prefix), created_at_ns)
 
     # ------------------------------------------------------------------------------------ reading
-
-    def local_path(self, level: int, min_txid: int, max_txid: int) -> str | None:
-        return None
 
     def open_ltx_file(self, level: int, min_txid: int, max_txid: int, offset: int = 0,
                       size: int = 0) -> BinaryIO:
@@ -322,56 +273,22 @@ class GCSReplicaClient:
         except Exception as e:
             raise self._error("delete", e, key) from None
 
-    def delete_ltx_files(self, infos: Iterable[FileInfo]) -> None:
-        keys = [ltx_key(self.path, i.level, i.min_txid, i.max_txid) for i in infos]
-        if not keys:
-            return
-        self.init()
-        for key in keys:
-            self._delete(key)
-
-    def delete_all(self) -> None:
-        self.init()
-        prefix = replica_prefix(self.path)
+    def _names(self, prefix: str) -> list[str]:
         try:
-            names = [b.name for b in self._client.list_blobs(self._bucket, prefix=prefix, timeout=self._timeout,
-                                                             retry=self._retry, fields="items(name),nextPageToken")]
+            return [b.name for b in self._client.list_blobs(self._bucket, prefix=prefix, timeout=self._timeout,
+                                                            retry=self._retry, fields="items(name),nextPageToken")]
         except Exception as e:
             raise self._error("list", e, prefix) from None
-        for name in names:
-            self._delete(name)
 
     def close(self) -> None:
         with self._lock:
             client, self._client, self._bucket = self._client, None, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        close_quietly(client)
 
 
 def created_at_ns(blob: Any) -> int:
-    """The metadata timestamp when it parses (Go's time.Parse(RFC3339Nano) accepts what ours do), else
-    the object's creation time, as the reference falls back."""
-    ts = (blob.metadata or {}).get(METADATA_TIMESTAMP)
-    if ts:
-        try:
-            return parse_rfc3339_ns(ts)[0]
-        except ValueError:
-            pass
-    created = blob.time_created
-    return time_to_ns(created)[0] if created is not None else 0
-
-
-def read_exact(f: BinaryIO, n: int) -> bytes:
-    """n bytes of a stream (a write's Source states its size; a shorter one is an error, not a
-    truncated file)."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = f.read(n - len(buf))
-        if not chunk:
-            raise BackendError(f"source ended after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
+    """CreatedAt of a listed object (objstore.created_ns): metadata, else its creation time."""
+    return created_ns((blob.metadata or {}).get(METADATA_TIMESTAMP), blob.time_created)
 
 
 def _copy(src: BinaryIO, dst: BinaryIO) -> int:

@@ -561,15 +561,7 @@ class NATSReplicaClient:
         """One JetStream API request; an error answer raises _ApiError."""
         data = json.dumps(payload).encode() if payload is not None else b""
         resp = await self._nc.request(f"$JS.API.{subject}", data, timeout=timeout or self.timeout_s)
-        try:
-            out = json.loads(resp.data)
-        except ValueError:
-            raise BackendError(f"nats: {subject}: bad JetStream answer: {_one_line(resp.data[:200].decode('latin-1'))}"
-                               ) from None
-        err = out.get("error")
-        if err:
-            raise _ApiError(int(err.get("code", 0)), int(err.get("err_code", 0)), str(err.get("description", "")))
-        return out
+        return _js_answer(resp.data, f"nats: {subject}: bad JetStream answer")
 
     async def _ensure_bucket(self, create: bool) -> bool:
         """Whether the bucket's stream exists (creating it when asked); checks it is an object store."""
@@ -894,11 +886,16 @@ def _check_pub_ack(msg: Any) -> dict[str, Any]:
         import nats.errors as ne
 
         raise ne.NoRespondersError()
+    return _js_answer(msg.data, "nats: bad publish acknowledgement")
+
+
+def _js_answer(data: bytes, bad: str) -> dict[str, Any]:
+    """A JetStream JSON answer (API reply or PubAck); one that is no JSON is a BackendError starting with
+    `bad`, one carrying an error raises _ApiError."""
     try:
-        out = json.loads(msg.data)
+        out = json.loads(data)
     except ValueError:
-        raise BackendError(f"nats: bad publish acknowledgement: {_one_line(msg.data[:200].decode('latin-1'))}"
-                           ) from None
+        raise BackendError(f"{bad}: {_one_line(data[:200].decode('latin-1'))}") from None
     err = out.get("error")
     if err:
         raise _ApiError(int(err.get("code", 0)), int(err.get("err_code", 0)), str(err.get("description", "")))

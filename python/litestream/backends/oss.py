@@ -20,17 +20,25 @@ import contextlib
 import re
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from litestream import logs
 from litestream.backends import s3common as sc
-from litestream.backends.base import DEFAULT_TIMEOUT_S, AuthError, BackendError, NotFoundError, Source, require_sdk
+from litestream.backends.base import (
+    DEFAULT_TIMEOUT_S,
+    AuthError,
+    BackendError,
+    Source,
+    parse_url,
+    reject_with_url,
+    require_sdk,
+)
 from litestream.config import ConfigError, ReplicaConfig
 from litestream.gofmt import parse_rfc3339_ns
-from litestream.ltx import FileInfo, parse_filename
+from litestream.ltx import FileInfo
 
 DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_CONCURRENCY = 3  # the reference's uploader default
@@ -65,23 +73,14 @@ class OSSSettings:
     concurrency: int = 0  # 0: DEFAULT_CONCURRENCY
 
     def endpoint_url(self) -> str:
-        ep = self.endpoint or f"oss-{self.region or DEFAULT_REGION}.aliyuncs.com"
-        return ep if ep.startswith(("http://", "https://")) else "https://" + ep
+        return sc.with_scheme(self.endpoint or f"oss-{self.region or DEFAULT_REGION}.aliyuncs.com")
 
 
 def settings_from_config(rc: ReplicaConfig) -> OSSSettings:
-    if rc.url and rc.path:
-        raise ConfigError("cannot specify url & path for oss replica")
-    if rc.url and rc.bucket:
-        raise ConfigError("cannot specify url & bucket for oss replica")
+    reject_with_url(rc, "oss", ("path", rc.path), ("bucket", rc.bucket))
     bucket, path, region = rc.bucket, rc.path, rc.region
     if rc.url:
-        from litestream.backends.url import parse_replica_url
-
-        try:
-            u = parse_replica_url(rc.url)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        u = parse_url(rc.url)
         ubucket, uregion = parse_host(u.host)
         path = path or u.path
         bucket = bucket or ubucket
@@ -90,10 +89,7 @@ def settings_from_config(rc: ReplicaConfig) -> OSSSettings:
         raise ConfigError("bucket required for oss replica")
     s = OSSSettings(bucket=bucket, path=path, region=region, endpoint=rc.endpoint, access_key_id=rc.access_key_id,
                     access_key_secret=rc.secret_access_key)
-    if rc.part_size is not None:
-        s.part_size = int(rc.part_size)
-    if rc.concurrency is not None:
-        s.concurrency = rc.concurrency
+    sc.apply_upload_keys(s, rc)
     return s
 
 
@@ -129,37 +125,14 @@ def parse_list_v2(body: bytes) -> tuple[list[tuple[str, int, int]], list[str], b
     return objects, prefixes, truncated, token
 
 
-class _Body:
-    def __init__(self, result, where: str) -> None:
-        self._r, self._where = result, where
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self._r.read(None if n is None or n < 0 else n)
-        except Exception as e:  # requests/urllib3 read errors and timeouts, oss2's CRC check
-            raise BackendError(f"oss: read {self._where}: {' '.join(str(e).split())}") from None
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._r.close()
-
-    def __enter__(self) -> _Body:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+def _spaced(e: Exception) -> str:
+    """An SDK read error's message on one line (empty if it has none, as before)."""
+    return " ".join(str(e).split())
 
 
-class OSSReplicaClient:
+class OSSReplicaClient(sc.KeyStoreClient):
     type = "oss"
+    _log = log
 
     def __init__(self, settings: OSSSettings, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.settings = settings
@@ -220,24 +193,19 @@ class OSSReplicaClient:
             raise BackendError(f"oss: {op} {where}: {text}") from None
         except ox.OssError as e:
             code, msg = str(e.code or ""), " ".join(str(e.message or "").split())
-            detail = f"{code}: {msg}" if msg else (code or f"HTTP {e.status}")
-            if isinstance(e, ox.NotFound) or e.status == 404:
-                what = "bucket" if code == "NoSuchBucket" else "object"
-                raise NotFoundError(f"oss: {op} {where}: {what} not found ({detail})") from None
-            if code in _AUTH_CODES or e.status in (401, 403):
-                raise AuthError(f"oss: {op} {where}: access denied ({detail}); check access-key-id/"
-                                f"secret-access-key and the bucket's permissions") from None
-            raise BackendError(f"oss: {op} {where}: {detail}") from None
+            raise sc.service_error("oss", op, where, code, msg, e.status,
+                                   not_found=isinstance(e, ox.NotFound) or e.status == 404,
+                                   denied=code in _AUTH_CODES or e.status in (401, 403)) from None
 
     # -- listing
 
-    def _list(self, prefix: str, start_after: str = "") -> Iterator[list[tuple[str, int, int]]]:
+    def _objects(self, prefix: str, start: str = "") -> Iterator[list[tuple[str, int, int]]]:
         """ListObjectsV2 pages of (key, size, mtime ns). See the module docstring for why the response is
         parsed here."""
         bucket = self._b()
         params = {"list-type": "2", "prefix": prefix, "max-keys": str(sc.MAX_KEYS)}
-        if start_after:
-            params["start-after"] = start_after
+        if start:
+            params["start-after"] = start
         while True:
             with self._errors("list", prefix):
                 resp = bucket._do("GET", bucket.bucket_name, "", params=params)
@@ -251,20 +219,6 @@ class OSSReplicaClient:
                 return
             params["continuation-token"] = token
             params.pop("start-after", None)
-
-    def ltx_files(self, level: int, seek: int = 0, use_metadata: bool = False) -> Iterator[FileInfo]:
-        prefix = sc.level_prefix(self.settings.path, level)
-        start_after = f"{prefix}{seek:016x}" if seek > 0 else ""
-        for objects in self._list(prefix, start_after):
-            rows = []
-            for key, size, mtime in objects:
-                txids = parse_filename(sc.basename(key))
-                if txids is not None and txids[0] >= seek:
-                    rows.append((key, txids, size, mtime))
-            stamps = sc.parallel_map(self._head_timestamp, [r[0] for r in rows]) if use_metadata and rows else None
-            for i, (_key, (lo, hi), size, mtime) in enumerate(rows):
-                created = stamps[i] if stamps is not None and stamps[i] is not None else mtime
-                yield FileInfo(level, lo, hi, size, created)
 
     def _head_timestamp(self, key: str) -> int | None:
         from oss2.exceptions import OssError
@@ -290,10 +244,7 @@ class OSSReplicaClient:
         bucket = self._b()
         with self._errors("get", key):
             result = bucket.get_object(key, byte_range=rng, headers=headers)
-        return _Body(result, self._where(key))  # type: ignore[return-value]
-
-    def local_path(self, level: int, min_txid: int, max_txid: int) -> str | None:
-        return None
+        return sc.StreamBody(result, f"oss: read {self._where(key)}", _spaced)  # type: ignore[return-value]
 
     # -- writes
 
@@ -301,8 +252,7 @@ class OSSReplicaClient:
                        timestamp_ms: int) -> FileInfo:
         key = sc.ltx_key(self.settings.path, level, min_txid, max_txid)
         part = self.settings.part_size or sc.DEFAULT_PART_SIZE
-        if part < MIN_PART_SIZE:
-            raise BackendError(f"oss: upload to {key}: part size must be at least {MIN_PART_SIZE} bytes")
+        sc.check_part_size("oss", key, part, MIN_PART_SIZE)
         headers = {META_HEADER: sc.format_timestamp(timestamp_ms), "Content-Type": "application/octet-stream"}
         bucket = self._b()
         with src.reader() as f:
@@ -361,17 +311,6 @@ class OSSReplicaClient:
             if missing:
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 raise BackendError(f"oss: failed to delete files: {self._where(missing[0])}{more}")
-
-    def delete_ltx_files(self, infos: Iterable[FileInfo]) -> None:
-        keys = [sc.ltx_key(self.settings.path, i.level, i.min_txid, i.max_txid) for i in infos]
-        if keys:
-            log.debug("deleting ltx files", bucket=self.settings.bucket, count=len(keys))
-            self._delete_keys(keys, "delete")
-
-    def delete_all(self) -> None:
-        keys = [k for objects in self._list(self.settings.path + "/") for k, _, _ in objects]
-        if keys:
-            self._delete_keys(keys, "delete all")
 
     def close(self) -> None:
         with self._lock:

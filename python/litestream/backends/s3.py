@@ -26,16 +26,26 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from litestream import logs, v3
 from litestream.backends import s3common as sc
-from litestream.backends.base import DEFAULT_TIMEOUT_S, AuthError, BackendError, NotFoundError, Source, require_sdk
+from litestream.backends.base import (
+    DEFAULT_TIMEOUT_S,
+    AuthError,
+    BackendError,
+    Source,
+    close_quietly,
+    error_line,
+    parse_url,
+    reject_with_url,
+    require_sdk,
+)
 from litestream.config import ConfigError, ReplicaConfig
-from litestream.ltx import FileInfo, parse_filename
+from litestream.ltx import FileInfo
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_CONCURRENCY = 5
@@ -218,10 +228,7 @@ def _provider_defaults(endpoint: str) -> tuple[bool, bool, bool]:
 
 def settings_from_config(rc: ReplicaConfig) -> S3Settings:
     """The reference's NewS3ReplicaClientFromConfig, with its messages."""
-    if rc.url and rc.path:
-        raise ConfigError("cannot specify url & path for s3 replica")
-    if rc.url and rc.bucket:
-        raise ConfigError("cannot specify url & bucket for s3 replica")
+    reject_with_url(rc, "s3", ("path", rc.path), ("bucket", rc.bucket))
     bucket, path, region, endpoint = rc.bucket, rc.path, rc.region, rc.endpoint
     skip_verify, storage_class = rc.skip_verify, rc.storage_class
     sign = rc.sign_payload
@@ -230,12 +237,7 @@ def settings_from_config(rc: ReplicaConfig) -> S3Settings:
     force_path_style = endpoint != "" if rc.force_path_style is None else rc.force_path_style
     upart = uconc = None
     if rc.url:
-        from litestream.backends.url import parse_replica_url
-
-        try:
-            u = parse_replica_url(rc.url)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        u = parse_url(rc.url)
         upath = u.path
         # An access point ARN (split by the URL parser) names the bucket and its region.
         is_arn = rc.url.lower().startswith("s3://arn:")
@@ -293,10 +295,7 @@ def settings_from_config(rc: ReplicaConfig) -> S3Settings:
         s.part_size = upart
     if uconc is not None:
         s.concurrency = uconc
-    if rc.part_size is not None:
-        s.part_size = int(rc.part_size)
-    if rc.concurrency is not None:
-        s.concurrency = rc.concurrency
+    sc.apply_upload_keys(s, rc)
     if rc.sse_customer_key or rc.sse_customer_key_path:
         s.sse_customer_algorithm = rc.sse_customer_algorithm or "AES256"
         if rc.sse_customer_key_path:
@@ -352,7 +351,7 @@ def validate_sse(s: S3Settings) -> None:
     if not s.sse_customer_key_md5:
         s.sse_customer_key_md5 = base64.b64encode(hashlib.md5(key).digest()).decode()
     if s.endpoint:
-        ep = s.endpoint if s.endpoint.startswith(("http://", "https://")) else "https://" + s.endpoint
+        ep = sc.with_scheme(s.endpoint)
         if ep.startswith("http://"):
             host = urlsplit(ep).hostname or ""
             ok = host == "localhost"
@@ -370,43 +369,9 @@ def from_config(rc: ReplicaConfig) -> S3ReplicaClient:
 
 # ------------------------------------------------------------------------------------------- client
 
-class _Body:
-    """A GET's body: bounded reads, with the SDK's network errors turned into BackendError."""
-
-    def __init__(self, body, where: str) -> None:
-        self._b, self._where = body, where
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self._b.read(None if n is None or n < 0 else n)
-        except Exception as e:  # urllib3/botocore read errors and timeouts, of many classes
-            raise BackendError(f"s3: read {self._where}: {_one_line(e)}") from None
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._b.close()
-
-    def __enter__(self) -> _Body:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
-class S3ReplicaClient:
+class S3ReplicaClient(sc.KeyStoreClient):
     type = "s3"
+    _log = log
 
     def __init__(self, settings: S3Settings, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.settings = settings
@@ -443,9 +408,7 @@ class S3ReplicaClient:
 
     def _endpoint_url(self) -> str | None:
         ep = self.settings.endpoint
-        if not ep:
-            return None
-        return ep if ep.startswith(("http://", "https://")) else "https://" + ep
+        return sc.with_scheme(ep) if ep else None
 
     def _session(self):
         boto3 = require_sdk("boto3", "s3", "s3")
@@ -529,19 +492,15 @@ class S3ReplicaClient:
             code = str(err.get("Code", "") or "")
             status = int((e.response.get("ResponseMetadata") or {}).get("HTTPStatusCode", 0) or 0)
             msg = " ".join(str(err.get("Message", "") or "").split())
-            detail = f"{code}: {msg}" if msg else (code or f"HTTP {status}")
-            if code in _NOT_FOUND_CODES or (status == 404 and code not in ("NoSuchUpload",)):
-                what = "bucket" if code == "NoSuchBucket" else "object"
-                raise NotFoundError(f"s3: {op} {where}: {what} not found ({detail})") from None
-            if code in _AUTH_CODES or status in (401, 403):
-                raise AuthError(f"s3: {op} {where}: access denied ({detail}); check access-key-id/"
-                                f"secret-access-key and the bucket's permissions") from None
-            raise BackendError(f"s3: {op} {where}: {detail}") from None
+            raise sc.service_error(
+                "s3", op, where, code, msg, status,
+                not_found=code in _NOT_FOUND_CODES or (status == 404 and code not in ("NoSuchUpload",)),
+                denied=code in _AUTH_CODES or status in (401, 403)) from None
         except (bx.NoCredentialsError, bx.PartialCredentialsError) as e:
-            raise AuthError(f"s3: {op} {where}: {_one_line(e)}; set access-key-id and secret-access-key, "
+            raise AuthError(f"s3: {op} {where}: {error_line(e)}; set access-key-id and secret-access-key, "
                             f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials") from None
         except bx.BotoCoreError as e:
-            raise BackendError(f"s3: {op} {where}: {_one_line(e)}") from None
+            raise BackendError(f"s3: {op} {where}: {error_line(e)}") from None
 
     def _sse_c(self) -> dict[str, str]:
         s = self.settings
@@ -581,23 +540,11 @@ class S3ReplicaClient:
             kw["ContinuationToken"] = token
             kw.pop("StartAfter", None)
 
-    def ltx_files(self, level: int, seek: int = 0, use_metadata: bool = False) -> Iterator[FileInfo]:
-        prefix = sc.level_prefix(self.settings.path, level)
-        # Names sort by MinTXID, so the listing may start at the seek position: every name at or after it
-        # begins with its 16 hex digits, which sort after the bare digits.
-        start_after = f"{prefix}{seek:016x}" if seek > 0 else ""
-        for page in self._list(prefix, start_after):
-            rows = []
-            for obj in page.get("Contents") or ():
-                key = obj["Key"]
-                txids = parse_filename(sc.basename(key))
-                if txids is None or txids[0] < seek:
-                    continue
-                rows.append((key, txids, int(obj.get("Size", 0)), _datetime_ns(obj.get("LastModified"))))
-            stamps = sc.parallel_map(self._head_timestamp, [r[0] for r in rows]) if use_metadata and rows else None
-            for i, (_key, (lo, hi), size, modified) in enumerate(rows):
-                created = stamps[i] if stamps is not None and stamps[i] is not None else modified
-                yield FileInfo(level, lo, hi, size, created)
+    def _objects(self, prefix: str, start: str = "") -> Iterator[list[tuple[str, int, int]]]:
+        """Listing pages as (key, size, LastModified ns), the form KeyStoreClient lists and deletes by."""
+        for page in self._list(prefix, start):
+            yield [(o["Key"], int(o.get("Size", 0)), _datetime_ns(o.get("LastModified")))
+                   for o in page.get("Contents") or ()]
 
     def _head_timestamp(self, key: str) -> int | None:
         """The metadata timestamp of one object; None (LastModified is used) if it cannot be read, as the
@@ -612,14 +559,14 @@ class S3ReplicaClient:
 
     # -- reads
 
-    def _get(self, key: str, op: str, range_: str = "") -> _Body:
+    def _get(self, key: str, op: str, range_: str = "") -> sc.StreamBody:
         kw: dict[str, Any] = {"Bucket": self.settings.bucket, "Key": key, **self._sse_c()}
         if range_:
             kw["Range"] = range_
         client = self._s3()
         with self._errors(op, key):
             out = client.get_object(**kw)
-        return _Body(out["Body"], self._where(key))
+        return sc.StreamBody(out["Body"], f"s3: read {self._where(key)}", error_line)
 
     def open_ltx_file(self, level: int, min_txid: int, max_txid: int, offset: int = 0,
                       size: int = 0) -> BinaryIO:
@@ -628,18 +575,13 @@ class S3ReplicaClient:
         rng = f"bytes={offset}-{offset + size - 1}" if size > 0 else (f"bytes={offset}-" if offset else "")
         return self._get(key, "get", rng)  # type: ignore[return-value]
 
-    def local_path(self, level: int, min_txid: int, max_txid: int) -> str | None:
-        return None
-
     # -- writes
 
     def write_ltx_file(self, level: int, min_txid: int, max_txid: int, src: Source,
                        timestamp_ms: int) -> FileInfo:
         key = sc.ltx_key(self.settings.path, level, min_txid, max_txid)
         part = self.settings.part_size or sc.DEFAULT_PART_SIZE
-        if part < sc.MIN_PART_SIZE:
-            # As the reference: refused on every upload, so a small file cannot hide the mistake.
-            raise BackendError(f"s3: upload to {key}: part size must be at least {sc.MIN_PART_SIZE} bytes")
+        sc.check_part_size("s3", key, part, sc.MIN_PART_SIZE)
         args = self._put_args(timestamp_ms)
         client = self._s3()
         with src.reader() as f:
@@ -689,24 +631,10 @@ class S3ReplicaClient:
                 exc = AuthError if first.get("Code") in _AUTH_CODES else BackendError
                 raise exc(f"s3: {op} {self._where(first.get('Key', ''))}: {detail}{more}")
 
-    def delete_ltx_files(self, infos: Iterable[FileInfo]) -> None:
-        keys = [sc.ltx_key(self.settings.path, i.level, i.min_txid, i.max_txid) for i in infos]
-        if keys:
-            log.debug("deleting ltx files", bucket=self.settings.bucket, count=len(keys))
-            self._delete_keys(keys, "delete")
-
-    def delete_all(self) -> None:
-        # Listed completely first: deleting while paging can upset continuation tokens on some stores.
-        keys = [o["Key"] for page in self._list(self.settings.path + "/") for o in page.get("Contents") or ()]
-        if keys:
-            self._delete_keys(keys, "delete all")
-
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        close_quietly(client)
 
     # ------------------------------------------------------------------- v0.3.x backups (read-only)
 
@@ -721,9 +649,9 @@ class S3ReplicaClient:
         return sorted(out)
 
     def _v3_objects(self, generation: str, sub: str) -> Iterator[tuple[str, int, int]]:
-        for page in self._list(sc.v3_prefix(self.settings.path, generation, sub)):
-            for obj in page.get("Contents") or ():
-                yield sc.basename(obj["Key"]), int(obj.get("Size", 0)), _datetime_ns(obj.get("LastModified"))
+        for objects in self._objects(sc.v3_prefix(self.settings.path, generation, sub)):
+            for key, size, mtime in objects:
+                yield sc.basename(key), size, mtime
 
     def v3_snapshots(self, generation: str) -> list[v3.SnapshotV3]:
         out = []

@@ -54,8 +54,20 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from litestream import logs
-from litestream.backends.base import DEFAULT_TIMEOUT_S, AuthError, BackendError, NotFoundError, Source, require_sdk
-from litestream.backends.url import _go_clean, _go_port
+from litestream.backends.base import (
+    DEFAULT_TIMEOUT_S,
+    AuthError,
+    BackendError,
+    NotFoundError,
+    ReadStream,
+    Source,
+    go_join,
+    reject_with_url,
+    replica_root,
+    require_sdk,
+)
+from litestream.backends.base import error_line as _one_line
+from litestream.backends.url import _go_port
 from litestream.config import ConfigError, ReplicaConfig
 from litestream.ltx import HEADER_SIZE, FileInfo, Header, format_filename, parse_filename
 
@@ -103,10 +115,7 @@ class SFTPSettings:
 
 def settings_from_config(rc: ReplicaConfig) -> SFTPSettings:
     """The reference's newSFTPReplicaClientFromConfig, with its messages."""
-    if rc.url and rc.path:
-        raise ConfigError("cannot specify url & path for sftp replica")
-    if rc.url and rc.host:
-        raise ConfigError("cannot specify url & host for sftp replica")
+    reject_with_url(rc, "sftp", ("path", rc.path), ("host", rc.host))
     host, user, password, path = rc.host, rc.user, rc.password, rc.path
     if rc.url:
         u = _split_url(rc.url)
@@ -173,16 +182,6 @@ def parse_host_key(line: str) -> tuple[str, bytes]:
             if len(blob) > 4 and blob[4:4 + int.from_bytes(blob[:4], "big")] == word.encode():
                 return word, blob
     raise BackendError("cannot parse sftp host key: ssh: no key found")
-
-
-def go_join(*elems: str) -> str:
-    """Go's path.Join: the non-empty elements joined by "/" and cleaned ("" when all are empty)."""
-    parts = [e for e in elems if e]
-    return _go_clean("/".join(parts)) if parts else ""
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 # ------------------------------------------------------------------------------------------ the wire
@@ -350,7 +349,7 @@ class _Conn:
 
 # ------------------------------------------------------------------------------------------- streams
 
-class _Reader:
+class _Reader(ReadStream):
     """An open LTX file, read ahead in pipelined windows. Bound to the channel its handle lives on, whose
     lock it takes for each refill only."""
 
@@ -424,23 +423,12 @@ class _Reader:
         self._at += len(out)
         return out
 
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._buf = b""
         self._client._close_handle(self._ch, self._handle)
-
-    def __enter__(self) -> _Reader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -------------------------------------------------------------------------------------------- client
@@ -933,9 +921,7 @@ class SFTPReplicaClient:
     def _root(self) -> str:
         """What delete_all removes: the replica's directory; at the login directory or the server's root,
         only its `ltx` tree (the reference would walk the whole home directory)."""
-        p = self.settings.path
-        clean = _go_clean(p) if p else "."
-        return go_join(p, "ltx") if clean in (".", "/") else clean
+        return replica_root(self.settings.path)
 
     def delete_all(self) -> None:
         root = self._root()

@@ -35,8 +35,21 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from litestream import logs
-from litestream.backends.base import DEFAULT_TIMEOUT_S, AuthError, BackendError, NotFoundError, Source, require_sdk
-from litestream.backends.url import _go_clean, _go_port
+from litestream.backends.base import (
+    DEFAULT_TIMEOUT_S,
+    AuthError,
+    BackendError,
+    NotFoundError,
+    ReadStream,
+    Source,
+    close_quietly,
+    go_join,
+    reject_with_url,
+    replica_root,
+    require_sdk,
+)
+from litestream.backends.base import error_line as _one_line
+from litestream.backends.url import _go_port
 from litestream.config import ConfigError, ReplicaConfig
 from litestream.ltx import FileInfo, format_filename, parse_filename
 
@@ -67,10 +80,7 @@ class WebDAVSettings:
 
 def settings_from_config(rc: ReplicaConfig) -> WebDAVSettings:
     """The reference's newWebDAVReplicaClientFromConfig, with its messages."""
-    if rc.url and rc.path:
-        raise ConfigError("cannot specify url & path for webdav replica")
-    if rc.url and rc.webdav_url:
-        raise ConfigError("cannot specify url & webdav-url for webdav replica")
+    reject_with_url(rc, "webdav", ("path", rc.path), ("webdav-url", rc.webdav_url))
     url, username, password, path = rc.webdav_url, rc.webdav_username, rc.webdav_password, rc.path
     if rc.url:
         try:
@@ -94,16 +104,6 @@ def settings_from_config(rc: ReplicaConfig) -> WebDAVSettings:
 
 def from_config(rc: ReplicaConfig) -> WebDAVReplicaClient:
     return WebDAVReplicaClient(settings_from_config(rc))
-
-
-def go_join(*elems: str) -> str:
-    """Go's path.Join: the non-empty elements joined by "/" and cleaned ("" when all are empty)."""
-    parts = [e for e in elems if e]
-    return _go_clean("/".join(parts)) if parts else ""
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _http_date_ns(text: str | None) -> int:
@@ -144,7 +144,7 @@ class _Entry:
 
 # ------------------------------------------------------------------------------------------- streams
 
-class _Body:
+class _Body(ReadStream):
     """A streamed GET body as a readable file (at most `limit` bytes, after skipping `skip`); closing it
     closes the response."""
 
@@ -199,22 +199,11 @@ class _Body:
             self._left -= len(data)
         return data
 
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             with contextlib.suppress(Exception):
                 self._resp.close()
-
-    def __enter__(self) -> _Body:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -------------------------------------------------------------------------------------------- client
@@ -513,9 +502,7 @@ class WebDAVReplicaClient:
     def _root(self) -> str:
         """What delete_all removes: the replica's collection; at the server's root only its `ltx` tree,
         never the whole share."""
-        p = self.settings.path
-        clean = _go_clean(p) if p else "."
-        return go_join(p, "ltx") if clean in (".", "/") else clean
+        return replica_root(self.settings.path)
 
     def delete_all(self) -> None:
         self._dirs.clear()
@@ -541,9 +528,7 @@ class WebDAVReplicaClient:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        close_quietly(client)
 
 
 class _Empty:
