@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from tests.backends.helpers import apply_env
 from tests.servers import SERVER_MODULES, Server, ServerNotInstalled, load, replica_config
 
 _counter = itertools.count()
@@ -56,12 +57,35 @@ def prefix(request) -> str:
     return f"t{os.getpid()}-{next(_counter)}/{request.node.name.split('[')[0].replace('_', '-')}"
 
 
+def _server(module: str):
+    """A fixture for one server by its module's name (tests/servers/<module>.py), for the tests of one
+    backend's specifics (test_*_extra.py)."""
+
+    @pytest.fixture
+    def fixture(servers) -> Server:
+        return servers.get(module)
+
+    return fixture
+
+
+sw = _server("seaweedfs")
+oss_server = _server("rclone_oss")
+abs_server = _server("azurite")
+ns = _server("nats")
+sshd = _server("sshd")
+dav = _server("apache_dav")
+
+
+@pytest.fixture
+def gcs_server(servers, monkeypatch) -> Server:
+    """fake-gcs-server, its STORAGE_EMULATOR_HOST set: clients find the emulator only through it."""
+    return apply_env(servers.get("fakegcs"), monkeypatch)
+
+
 @pytest.fixture
 def server_env(server, monkeypatch) -> Server:
     """The server, with its environment applied to this process (for in-process clients)."""
-    for k, v in server.env.items():
-        monkeypatch.setenv(k, v)
-    return server
+    return apply_env(server, monkeypatch)
 
 
 @pytest.fixture

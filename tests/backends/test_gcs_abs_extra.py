@@ -15,38 +15,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from litestream.backends import AuthError, BackendError, NotFoundError, Source, gcs, new_replica_client
+from litestream.backends import AuthError, BackendError, NotFoundError, Source, gcs
 from litestream.backends import abs as absb
+from tests.backends.helpers import apply_env, client_for
 from tests.cliutil import Background, add_rows, make_db, read_rows, wait_for
 from tests.conftest import run_ours
 from tests.refbin import run_ref
-from tests.servers import azurite, config_text, replica_config
+from tests.servers import azurite, config_text
 
 TS = 1_764_000_000_123
 
 
 @pytest.fixture
-def abs_server(servers):
-    return servers.get("azurite")
-
-
-@pytest.fixture
-def gcs_server(servers, monkeypatch):
-    s = servers.get("fakegcs")
-    for k, v in s.env.items():
-        monkeypatch.setenv(k, v)
-    return s
-
-
-@pytest.fixture
 def unique(request) -> str:
     return f"x{os.getpid()}-{int(time.time() * 1000) % 10**8}/{request.node.name.replace('_', '-')[:40]}"
-
-
-def open_client(mapping):
-    c = new_replica_client(replica_config(mapping))
-    c.init()
-    return c
 
 
 def names(c, level=0):
@@ -122,7 +104,7 @@ def test_azurite_guide_url_form_end_to_end(abs_server, unique, tmp_path):
     replica = {"url": f"abs://{azurite.ACCOUNT}/{azurite.CONTAINER}/{unique}", "account-name": azurite.ACCOUNT,
                "account-key": azurite.KEY, "endpoint": abs_server.endpoint}
     replicate_and_restore(tmp_path, replica, {}, reference_restores=False)
-    c = open_client(base_abs(abs_server, unique))  # container + path keys: the same replica
+    c = client_for(base_abs(abs_server, unique))  # container + path keys: the same replica
     try:
         assert names(c) and names(c, 9)
     finally:
@@ -135,7 +117,7 @@ def test_azurite_reference_url_form_and_env_key(abs_server, unique, tmp_path):
     replica = {"url": f"abs://{azurite.ACCOUNT}@{azurite.CONTAINER}/{unique}", "endpoint": abs_server.endpoint}
     replicate_and_restore(tmp_path, replica, {"LITESTREAM_AZURE_ACCOUNT_KEY": azurite.KEY},
                           reference_restores=True)
-    c = open_client(base_abs(abs_server, unique))
+    c = client_for(base_abs(abs_server, unique))
     try:
         assert names(c)
     finally:
@@ -154,7 +136,7 @@ def test_azurite_sas_token_beats_the_key(abs_server, unique, monkeypatch):
     sas = container_sas(abs_server)
     # A wrong account key as well: the SAS token is used, as in the reference.
     mapping = {**base_abs(abs_server, unique), "account-key": azurite.WRONG_KEY, "sas-token": "?" + sas}
-    c = open_client(mapping)
+    c = client_for(mapping)
     try:
         data = random.Random(1).randbytes(50_000)
         put(c, 1, data)
@@ -165,7 +147,7 @@ def test_azurite_sas_token_beats_the_key(abs_server, unique, monkeypatch):
         c.close()
     # From the environment, with no key anywhere.
     monkeypatch.setenv("LITESTREAM_AZURE_SAS_TOKEN", sas)
-    c = open_client({k: v for k, v in base_abs(abs_server, unique).items() if k != "account-key"})
+    c = client_for({k: v for k, v in base_abs(abs_server, unique).items() if k != "account-key"})
     try:
         put(c, 2, b"x" * 100)
         assert names(c) == [(2, 2)]
@@ -176,7 +158,7 @@ def test_azurite_sas_token_beats_the_key(abs_server, unique, monkeypatch):
 def test_azurite_bad_sas_token_is_an_auth_error_without_the_signature(abs_server, unique):
     sas = container_sas(abs_server)
     forged = "&".join(f"sig={'A' * 43}%3D" if p.startswith("sig=") else p for p in sas.split("&"))
-    c = open_client({**base_abs(abs_server, unique), "sas-token": forged})
+    c = client_for({**base_abs(abs_server, unique), "sas-token": forged})
     try:
         with pytest.raises(AuthError) as e:
             put(c, 1, b"y" * 100)
@@ -185,7 +167,7 @@ def test_azurite_bad_sas_token_is_an_auth_error_without_the_signature(abs_server
     finally:
         c.close()
     # A read-only token: listing works, writing is refused.
-    c = open_client({**base_abs(abs_server, unique), "sas-token": container_sas(abs_server, "rl")})
+    c = client_for({**base_abs(abs_server, unique), "sas-token": container_sas(abs_server, "rl")})
     try:
         assert names(c) == []
         with pytest.raises(AuthError):
@@ -203,7 +185,7 @@ def test_azurite_logs_name_no_secret(abs_server, unique, tmp_path):
     cfg.write_text(config_text([(str(db), {**base_abs(abs_server, unique), "sas-token": sas,
                                            "sync-interval": "100ms"})], logging={"level": "debug"}))
     bg = Background(["replicate", "-config", str(cfg)], ref=False, cwd=tmp_path, env={})
-    c = open_client(base_abs(abs_server, unique))
+    c = client_for(base_abs(abs_server, unique))
     try:
         assert wait_for(lambda: bool(names(c)), timeout=30)
     finally:
@@ -217,7 +199,7 @@ def test_azurite_logs_name_no_secret(abs_server, unique, tmp_path):
 
 
 def test_azurite_missing_container_is_not_found(abs_server, unique):
-    c = open_client({**base_abs(abs_server, unique), "bucket": "no-such-container"})
+    c = client_for({**base_abs(abs_server, unique), "bucket": "no-such-container"})
     try:
         with pytest.raises(NotFoundError):
             names(c)
@@ -239,7 +221,7 @@ def test_fakegcs_emulator_host_with_scheme(gcs_server, unique, tmp_path, monkeyp
 
 
 def test_fakegcs_missing_bucket_is_not_found(gcs_server, unique):
-    c = open_client({**gcs_server.replica(unique), "bucket": "no-such-bucket"})
+    c = client_for({**gcs_server.replica(unique), "bucket": "no-such-bucket"})
     try:
         with pytest.raises(NotFoundError):
             names(c)
@@ -255,14 +237,12 @@ def test_fakegcs_missing_bucket_is_not_found(gcs_server, unique):
 @pytest.fixture(params=["fakegcs", "azurite"])
 def small_window_client(request, servers, monkeypatch, unique):
     """A client whose reads and uploads use 64 KiB pieces, so small files cross every boundary."""
-    s = servers.get(request.param)
-    for k, v in s.env.items():
-        monkeypatch.setenv(k, v)
+    s = apply_env(servers.get(request.param), monkeypatch)
     monkeypatch.setattr(gcs, "READ_WINDOW", 64 << 10)
     monkeypatch.setattr(gcs, "CHUNK_SIZE", 256 << 10)  # GCS chunks are multiples of 256 KiB
     for name in ("GET_CHUNK_SIZE", "SINGLE_PUT_SIZE", "BLOCK_SIZE"):
         monkeypatch.setattr(absb, name, 64 << 10)
-    c = open_client(s.replica(unique))
+    c = client_for(s.replica(unique))
     yield c
     c.close()
 

@@ -29,27 +29,17 @@ from tests.cliutil import Background, add_rows, make_db, read_rows
 from tests.conftest import run_ours
 from tests.interop.workload import integrity_ok
 from tests.refbin import run_ref
-from tests.servers import config_text, replica_config
+from tests.servers import config_text, find_binary, replica_config
 from tests.servers import nats as natss
 
+from .helpers import client_for, init_error
 from .test_conformance import TS, ltx_bytes, put, read_all
 
 TS_TEXT = "2025-11-24T16:00:00.123Z"  # TS as the reference's RFC3339Nano writes it
 
 
-@pytest.fixture
-def ns(servers):
-    return servers.get("nats")
-
-
 def bucket_of(prefix: str, suffix: str = "") -> str:
     return natss.bucket_for(prefix) + suffix
-
-
-def client_for(mapping):
-    c = new_replica_client(replica_config(mapping))
-    c.init()
-    return c
 
 
 def fresh(ns, bucket: str, **extra):
@@ -443,15 +433,9 @@ def test_url_with_credentials_restores_with_ours(ns, prefix, tmp_path):
 @pytest.mark.parametrize("bad", [{"password": "wrong-password"}, {"username": "", "password": "",
                                                                    "token": "wrong-token"}])
 def test_auth_errors_name_the_server_never_the_secret(ns, prefix, bad):
-    c = new_replica_client(replica_config({**ns.replica(prefix), **bad}))
-    try:
-        with pytest.raises(AuthError) as e:
-            c.init()
-        msg = str(e.value)
-        assert "\n" not in msg and f"127.0.0.1:{ns.port}/{bucket_of(prefix)}" in msg, msg
-        assert "wrong-password" not in msg and "wrong-token" not in msg
-    finally:
-        c.close()
+    msg = str(init_error({**ns.replica(prefix), **bad}, AuthError))
+    assert "\n" not in msg and f"127.0.0.1:{ns.port}/{bucket_of(prefix)}" in msg, msg
+    assert "wrong-password" not in msg and "wrong-token" not in msg
 
 
 def test_nkey_seed_authenticates(tmp_path):
@@ -466,7 +450,7 @@ def test_nkey_seed_authenticates(tmp_path):
     conf = tmp_path / "nkey.conf"
     conf.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
                     f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
-    binary = natss.find_binary("nats-server")
+    binary = find_binary("nats-server")
     assert binary is not None
     proc = spawn([binary, "-c", str(conf)], tmp_path / "nkey.log")
     try:
@@ -477,12 +461,7 @@ def test_nkey_seed_authenticates(tmp_path):
             assert [i.min_txid for i in c.ltx_files(0)] == [1]
         finally:
             c.close()
-        c = new_replica_client(replica_config({"type": "nats", "url": f"nats://127.0.0.1:{port}/nk"}))
-        try:
-            with pytest.raises(AuthError):
-                c.init()
-        finally:
-            c.close()
+        init_error({"type": "nats", "url": f"nats://127.0.0.1:{port}/nk"}, AuthError)
     finally:
         terminate(proc)
 
@@ -524,7 +503,7 @@ def test_survives_a_server_restart(tmp_path):
     fail (BackendError, bounded by the timeout), later ones work on the reconnected client."""
     from tests.servers import free_port, spawn, terminate, wait_port
 
-    binary = natss.find_binary("nats-server")
+    binary = find_binary("nats-server")
     assert binary is not None
     port = free_port()
     argv = [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
@@ -629,7 +608,7 @@ def test_mutual_tls_with_root_cas_and_client_cert(tmp_path):
 
     f = _tls_files(tmp_path)
     port = free_port()
-    binary = natss.find_binary("nats-server")
+    binary = find_binary("nats-server")
     assert binary is not None
     proc = spawn([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js"), "--tlsverify",
                   "--tlscert", f["server"], "--tlskey", f["server_key"], "--tlscacert", f["ca"]], tmp_path / "tls.log")
@@ -644,13 +623,8 @@ def test_mutual_tls_with_root_cas_and_client_cert(tmp_path):
         finally:
             c.close()
         # The server's certificate is not from a system root: refused, in one line.
-        c = new_replica_client(replica_config({**base, "tls": True}))
-        try:
-            with pytest.raises(BackendError) as e:
-                c.init()
-            assert "\n" not in str(e.value) and "127.0.0.1" in str(e.value)
-        finally:
-            c.close()
+        e = init_error({**base, "tls": True}, BackendError)
+        assert "\n" not in str(e) and "127.0.0.1" in str(e)
         # root-cas alone means TLS (as nats.RootCAs), but this server also wants a client certificate.
         c = new_replica_client(replica_config({**base, "root-cas": [f["ca"]]}))
         try:
@@ -667,17 +641,12 @@ def test_jetstream_disabled_is_a_clear_error(tmp_path):
     from tests.servers import free_port, spawn, terminate, wait_port
 
     port = free_port()
-    binary = natss.find_binary("nats-server")
+    binary = find_binary("nats-server")
     assert binary is not None
     proc = spawn([binary, "-a", "127.0.0.1", "-p", str(port)], tmp_path / "nojs.log")
     try:
         wait_port(port, proc, timeout=30)
-        c = new_replica_client(replica_config({"type": "nats", "url": f"nats://127.0.0.1:{port}/b", "timeout": "2s"}))
-        try:
-            with pytest.raises(BackendError) as e:
-                c.init()
-            assert "JetStream is not enabled" in str(e.value) and "-js" in str(e.value), str(e.value)
-        finally:
-            c.close()
+        e = init_error({"type": "nats", "url": f"nats://127.0.0.1:{port}/b", "timeout": "2s"}, BackendError)
+        assert "JetStream is not enabled" in str(e) and "-js" in str(e), str(e)
     finally:
         terminate(proc)

@@ -21,19 +21,10 @@ from tests.conftest import run_ours
 from tests.refbin import ref_env, reference_binary, run_ref
 from tests.servers import config_text, replica_config, seaweedfs
 
+from .helpers import client_for
 from .test_conformance import TS, ltx_bytes, put, read_all
 
 TS_TEXT = "2025-11-24T16:00:00.123Z"  # TS as the reference's RFC3339Nano writes it
-
-
-@pytest.fixture
-def sw(servers):
-    return servers.get("seaweedfs")
-
-
-@pytest.fixture
-def oss_server(servers):
-    return servers.get("rclone_oss")
 
 
 def raw_s3(server):
@@ -41,12 +32,6 @@ def raw_s3(server):
 
     return boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=seaweedfs.ACCESS_KEY,
                         aws_secret_access_key=seaweedfs.SECRET_KEY, region_name=seaweedfs.REGION)
-
-
-def client_for(mapping):
-    c = new_replica_client(replica_config(mapping))
-    c.init()
-    return c
 
 
 def keys(server, prefix: str, bucket: str = seaweedfs.BUCKET) -> list[str]:

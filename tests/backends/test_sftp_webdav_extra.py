@@ -12,30 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from litestream.backends import AuthError, BackendError, NotFoundError, Source, new_replica_client, sftp
+from litestream.backends import AuthError, BackendError, NotFoundError, Source, sftp
 from tests.conftest import run_ours
 from tests.refbin import run_ref
-from tests.servers import config_text, replica_config
+from tests.servers import config_text
 
+from .helpers import client_for, init_error
 from .test_conformance import TS, ltx_bytes, names, put, read_all
 
 NAME = "0000000000000001-0000000000000001.ltx"
-
-
-@pytest.fixture
-def sshd(servers):
-    return servers.get("sshd")
-
-
-@pytest.fixture
-def dav(servers):
-    return servers.get("apache_dav")
-
-
-def client_for(mapping):
-    c = new_replica_client(replica_config(mapping))
-    c.init()
-    return c
 
 
 def tree(root) -> list[str]:
@@ -193,23 +178,13 @@ def test_sshd_reconnects_after_the_connection_is_lost(sshd, prefix):
 
 def test_sshd_host_key_is_checked(sshd, prefix):
     stranger = (sshd.keys / "stranger_key.pub").read_text().split()
-    c = new_replica_client(replica_config({**sshd.replica(prefix), "host-key": " ".join(stranger[:2])}))
-    try:
-        with pytest.raises(AuthError, match="host key mismatch"):
-            c.init()
-    finally:
-        c.close()
+    init_error({**sshd.replica(prefix), "host-key": " ".join(stranger[:2])}, AuthError, match="host key mismatch")
 
 
 def test_sshd_wrong_key_and_password_are_not_shown(sshd, prefix):
-    c = new_replica_client(replica_config({**sshd.bad_credentials(prefix), "password": "hunter2-secret"}))
-    try:
-        with pytest.raises(AuthError) as e:
-            c.init()
-        assert "hunter2" not in str(e.value)
-        assert "authentication failed for user" in str(e.value)
-    finally:
-        c.close()
+    e = init_error({**sshd.bad_credentials(prefix), "password": "hunter2-secret"}, AuthError)
+    assert "hunter2" not in str(e)
+    assert "authentication failed for user" in str(e)
 
 
 def test_sshd_unverified_host_key_warns_as_the_reference(sshd, prefix, tmp_path):
@@ -274,13 +249,8 @@ def test_apache_dav_clean_temp_and_reads_past_the_end(dav, prefix):
 
 
 def test_apache_dav_wrong_password_is_not_shown(dav, prefix):
-    c = new_replica_client(replica_config(dav.bad_credentials(prefix)))
-    try:
-        with pytest.raises(AuthError) as e:
-            c.init()
-        assert "not-the-secret" not in str(e.value) and "401" in str(e.value)
-    finally:
-        c.close()
+    e = init_error(dav.bad_credentials(prefix), AuthError)
+    assert "not-the-secret" not in str(e) and "401" in str(e)
 
 
 def test_apache_dav_reference_reads_ours_by_url(dav, prefix, tmp_path):

@@ -17,13 +17,16 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import sysconfig
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -42,6 +45,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def find_binary(name: str, *candidates: str) -> str | None:
+    """An executable: the fixed paths given first (Debian puts daemons outside a user's PATH), then
+    beside this interpreter (a pip package's console script; pyenv shims may not know a script
+    installed since the last rehash), then PATH."""
+    for p in (*candidates, *(os.path.join(d, name) for d in (sysconfig.get_path("scripts"),
+                                                              os.path.dirname(sys.executable)))):
+        if os.access(p, os.X_OK):
+            return p
+    return shutil.which(name)
+
+
+def count_lines(log: Path, counted: Callable[[str], bool]) -> int | None:
+    """The lines of a server's log that `counted` accepts (its request count), or None while there is
+    no log to read."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    return sum(1 for line in text.splitlines() if counted(line))
 
 
 def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60.0,
@@ -95,14 +119,21 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
 
 
 class Server:
-    """One running server. Subclasses fill in `replica()`; the rest has defaults."""
+    """One running server. Subclasses fill in `replica()`; the rest has defaults. A subclass names its
+    module's NAME and REPLICA_TYPE in its class statement: `class S(Server, name=NAME, replica_type=...)`."""
 
     name: str = ""
     replica_type: str = ""
 
+    def __init_subclass__(cls, name: str = "", replica_type: str = "", **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if name:
+            cls.name, cls.replica_type = name, replica_type
+
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.procs: list[subprocess.Popen] = []
+        self.port = 0  # where it listens on 127.0.0.1, once started (0: not yet, or no port)
         # Environment both tools need to reach the server (emulator hosts, credentials).
         self.env: dict[str, str] = {}
 
@@ -123,9 +154,39 @@ class Server:
         """Requests the server has served so far (for the idle test), or None if it cannot tell."""
         return None
 
+    def start(self) -> None:
+        """Spawn the server's processes (appending them to self.procs) and wait until it serves."""
+
     def stop(self) -> None:
         for p in reversed(self.procs):
             terminate(p)
+
+    @classmethod
+    def launch(cls, workdir: Path) -> Self:
+        """A started server: what each module's start(workdir) returns. A start that fails half way
+        stops what it spawned, so no process outlives the session."""
+        s = cls(workdir)
+        try:
+            s.start()
+        except BaseException:
+            s.stop()
+            raise
+        return s
+
+
+class HTTPLogServer(Server):
+    """A server whose log has one line per request it served (` HTTP/1.` in it): requests() counts those
+    after `_setup_requests`, the server's own setup traffic (a bucket or container the fixture made)."""
+
+    log: Path
+    _setup_requests = 0
+
+    def _served(self) -> int | None:
+        return count_lines(self.log, lambda line: " HTTP/1." in line)
+
+    def requests(self) -> int | None:
+        served = self._served()
+        return None if served is None else served - self._setup_requests
 
 
 def replica_config(mapping: Mapping[str, Any]):

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, ServerNotInstalled, free_port, spawn, terminate, wait_port, wait_until
+from tests.servers import Server, ServerNotInstalled, find_binary, free_port, spawn, terminate, wait_port, wait_until
 
 NAME = "apache_dav"
 REPLICA_TYPE = "webdav"
@@ -37,13 +37,9 @@ def _find_modules() -> Path | None:
     return None
 
 
-class ApacheDAVServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class ApacheDAVServer(Server, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        self.port = 0
         self.shared: Path | None = None  # the share and what the serving user reads (see above)
         self.access_log = workdir / "access.log"
 
@@ -80,8 +76,9 @@ class ApacheDAVServer(Server):
             shutil.rmtree(self.shared, ignore_errors=True)
 
     def start(self) -> None:
-        apache = shutil.which("apache2", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", "")) or \
-            shutil.which("httpd", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", ""))
+        # Debian's apache2 first, then RHEL's httpd; both live in sbin, outside most users' PATH.
+        apache = find_binary("apache2", "/usr/sbin/apache2", "/usr/bin/apache2") or \
+            find_binary("httpd", "/usr/sbin/httpd", "/usr/bin/httpd")
         modules = _find_modules()
         if apache is None or modules is None:
             raise ServerNotInstalled("apache2 with mod_dav_fs not found")
@@ -167,10 +164,4 @@ def _group_name(gid: int) -> str:
 
 
 def start(workdir: Path) -> Server:
-    s = ApacheDAVServer(workdir)
-    try:
-        s.start()
-    except BaseException:
-        s.stop()
-        raise
-    return s
+    return ApacheDAVServer.launch(workdir)

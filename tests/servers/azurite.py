@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, ServerNotInstalled, free_port, spawn, wait_port, wait_until
+from tests.servers import HTTPLogServer, Server, ServerNotInstalled, free_port, spawn, wait_port, wait_until
 
 NAME = "azurite"
 REPLICA_TYPE = "abs"
@@ -26,23 +26,23 @@ _REPO = Path(__file__).resolve().parents[2]
 _BIN = _REPO / ".cache" / "servers" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 
 
-class AzuriteServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class AzuriteServer(HTTPLogServer, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
+        self.endpoint = ""
+        self.log = workdir / "azurite.log"  # its access log: one line per request
+
+    def start(self) -> None:
         if not _BIN.exists():
             raise ServerNotInstalled(f"no {_BIN}")
         if shutil.which("node") is None:
             raise ServerNotInstalled("node is not on PATH")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
-        self.log = workdir / "azurite.log"  # its access log: one line per request
         # --skipApiVersionCheck: the newest azure-storage-blob may speak an API version newer than the
         # installed Azurite knows; what the backend uses is old enough for both.
         argv = [str(_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--disableTelemetry",
-                "--skipApiVersionCheck", "--location", str(workdir / "data")]
+                "--skipApiVersionCheck", "--location", str(self.workdir / "data")]
         self.procs.append(spawn(argv, self.log))
         wait_port(self.port, self.procs[0], what="azurite")
         wait_until(self._create_container, timeout=30, what="azurite container")
@@ -70,17 +70,6 @@ class AzuriteServer(Server):
     def bad_credentials(self, path: str) -> dict[str, Any] | None:
         return {**self.replica(path), "account-key": WRONG_KEY}
 
-    def _served(self) -> int | None:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return None
-        return sum(1 for line in text.splitlines() if " HTTP/1." in line)
-
-    def requests(self) -> int | None:
-        served = self._served()
-        return None if served is None else served - self._setup_requests
-
 
 def start(workdir: Path) -> Server:
-    return AzuriteServer(workdir)
+    return AzuriteServer.launch(workdir)

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, ServerNotInstalled, free_port, spawn, wait_port, wait_until
+from tests.servers import HTTPLogServer, Server, ServerNotInstalled, free_port, spawn, wait_port, wait_until
 
 NAME = "fakegcs"
 REPLICA_TYPE = "gs"
@@ -34,21 +34,23 @@ def _binary() -> Path:
     return found[0]
 
 
-class FakeGcsServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class FakeGcsServer(HTTPLogServer, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
+        self.base = ""
+        self.log = workdir / "fake-gcs-server.log"
+
+    def start(self) -> None:
         binary = _binary()
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "fake-gcs-server.log"
         # -host and -scheme must be set: the defaults are 0.0.0.0 and https. -public-host is the host
         # the Go SDK's XML-API reads go to, -external-url what upload Location headers name.
+        # At log level info it writes one access-log line per request it served
+        # (`... \"GET /storage/v1/b/... HTTP/1.1\" 200 27`): what requests() counts.
         argv = [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
                 "-external-url", self.base, "-public-host", f"127.0.0.1:{self.port}",
-                "-backend", "filesystem", "-filesystem-root", str(workdir / "data"), "-log-level", "info"]
+                "-backend", "filesystem", "-filesystem-root", str(self.workdir / "data"), "-log-level", "info"]
         self.procs.append(spawn(argv, self.log))
         wait_port(self.port, self.procs[0], what="fake-gcs-server")
         wait_until(self._create_bucket, timeout=30, what="fake-gcs-server bucket")
@@ -73,19 +75,6 @@ class FakeGcsServer(Server):
     def url(self, path: str) -> str | None:
         return f"gs://{BUCKET}/{path}"
 
-    def _served(self) -> int | None:
-        # At log level info the server writes one access-log line per request it served
-        # (`... \"GET /storage/v1/b/... HTTP/1.1\" 200 27`).
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return None
-        return sum(1 for line in text.splitlines() if " HTTP/1." in line)
-
-    def requests(self) -> int | None:
-        served = self._served()
-        return None if served is None else served - self._setup_requests
-
 
 def start(workdir: Path) -> Server:
-    return FakeGcsServer(workdir)
+    return FakeGcsServer.launch(workdir)

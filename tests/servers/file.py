@@ -12,10 +12,7 @@ NAME = "file"
 REPLICA_TYPE = "file"
 
 
-class FileServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class FileServer(Server, name=NAME, replica_type=REPLICA_TYPE):
     def replica(self, path: str) -> dict[str, Any]:
         return {"type": "file", "path": str(self.workdir / path)}
 

@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import sys
-import sysconfig
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, ServerNotInstalled, free_port, spawn, wait_port, wait_until
+from tests.servers import Server, ServerNotInstalled, find_binary, free_port, spawn, wait_port, wait_until
 
 NAME = "nats"
 REPLICA_TYPE = "nats"
 
 USER = "litestream"
 PASSWORD = "litestream-secret"
-
-
-def find_binary(name: str) -> str | None:
-    """A console script of a pip package: beside this interpreter first, then PATH."""
-    for d in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        p = os.path.join(d, name)
-        if os.access(p, os.X_OK):
-            return p
-    return shutil.which(name)
 
 
 def bucket_for(path: str) -> str:
@@ -51,13 +38,9 @@ async def _admin(url: str, user: str, password: str, fn) -> Any:
         await nc.close()
 
 
-class NATSServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class NATSServer(Server, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        self.port = 0
         self.monitor_port = 0
         self.server_url = ""
         self._buckets: set[str] = set()
@@ -122,10 +105,4 @@ class NATSServer(Server):
 
 
 def start(workdir: Path) -> Server:
-    s = NATSServer(workdir)
-    try:
-        s.start()
-    except BaseException:
-        s.stop()
-        raise
-    return s
+    return NATSServer.launch(workdir)

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, ServerNotInstalled, free_port, spawn, wait_port
-from tests.servers.seaweedfs import find_binary
+from tests.servers import Server, ServerNotInstalled, find_binary, free_port, spawn, wait_port
 
 NAME = "rclone_oss"
 REPLICA_TYPE = "oss"
@@ -25,13 +24,9 @@ SECRET_KEY = "test"
 INSTALL = "bash ci/servers/rclone_oss.sh"
 
 
-class RcloneOSSServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class RcloneOSSServer(Server, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        self.port = 0
         self.endpoint = ""
 
     def replica(self, path: str) -> dict[str, Any]:
@@ -55,10 +50,4 @@ class RcloneOSSServer(Server):
 
 
 def start(workdir: Path) -> Server:
-    s = RcloneOSSServer(workdir)
-    try:
-        s.start()
-    except BaseException:
-        s.stop()
-        raise
-    return s
+    return RcloneOSSServer.launch(workdir)

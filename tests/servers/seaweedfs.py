@@ -5,16 +5,12 @@ gateway in one process) on 127.0.0.1, every port free-picked, telemetry off."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import sys
-import sysconfig
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, ServerNotInstalled, free_port, spawn, terminate, wait_port, wait_until
+from tests.servers import Server, ServerNotInstalled, find_binary, free_port, spawn, terminate, wait_port, wait_until
 
 NAME = "seaweedfs"
 REPLICA_TYPE = "s3"
@@ -25,23 +21,9 @@ SECRET_KEY = "litestream-secret"
 REGION = "us-east-1"
 
 
-def find_binary(name: str) -> str | None:
-    """A console script of a pip package: beside this interpreter first (pyenv shims may not know a
-    script installed since the last rehash), then PATH."""
-    for d in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        p = os.path.join(d, name)
-        if os.access(p, os.X_OK):
-            return p
-    return shutil.which(name)
-
-
-class SeaweedFSServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class SeaweedFSServer(Server, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        self.port = 0
         self.metrics_port = 0
         self.endpoint = ""
         # The reference reads credentials from the AWS chain when the config has none (the URL form).
@@ -124,10 +106,4 @@ class SeaweedFSServer(Server):
 
 
 def start(workdir: Path) -> Server:
-    s = SeaweedFSServer(workdir)
-    try:
-        s.start()
-    except BaseException:
-        s.stop()
-        raise
-    return s
+    return SeaweedFSServer.launch(workdir)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, ServerNotInstalled, free_port, spawn, wait_port, wait_until
+from tests.servers import Server, ServerNotInstalled, count_lines, find_binary, free_port, spawn, wait_port, wait_until
 
 NAME = "sshd"
 REPLICA_TYPE = "sftp"
@@ -27,20 +26,9 @@ REPLICA_TYPE = "sftp"
 _NOT_OPS = ("session ", "sent status", "received client version", "debug")
 
 
-def _find(name: str, *candidates: str) -> str | None:
-    for c in candidates:
-        if os.access(c, os.X_OK):
-            return c
-    return shutil.which(name)
-
-
-class SSHDServer(Server):
-    name = NAME
-    replica_type = REPLICA_TYPE
-
+class SSHDServer(Server, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        self.port = 0
         self.user = getpass.getuser()
         self.root = workdir / "root"
         self.keys = workdir / "keys"
@@ -59,11 +47,7 @@ class SSHDServer(Server):
         return {**self.replica(path), "key-path": str(self.keys / "stranger_key")}
 
     def requests(self) -> int | None:
-        try:
-            text = self.sftp_log.read_text(errors="replace")
-        except OSError:
-            return None
-        return sum(1 for line in text.splitlines() if _is_op(line))
+        return count_lines(self.sftp_log, _is_op)
 
     def _config(self, extra: str = "") -> Path:
         cfg = self.workdir / "sshd_config"
@@ -93,9 +77,9 @@ LogLevel VERBOSE
         return cfg
 
     def start(self) -> None:
-        sshd = _find("sshd", "/usr/sbin/sshd")
-        keygen = _find("ssh-keygen", "/usr/bin/ssh-keygen")
-        server = _find("sftp-server", "/usr/lib/openssh/sftp-server", "/usr/libexec/sftp-server",
+        sshd = find_binary("sshd", "/usr/sbin/sshd")
+        keygen = find_binary("ssh-keygen", "/usr/bin/ssh-keygen")
+        server = find_binary("sftp-server", "/usr/lib/openssh/sftp-server", "/usr/libexec/sftp-server",
                        "/usr/libexec/openssh/sftp-server")
         if sshd is None or keygen is None or server is None:
             raise ServerNotInstalled("sshd, sftp-server or ssh-keygen not found")
@@ -148,10 +132,4 @@ def _is_op(line: str) -> bool:
 
 
 def start(workdir: Path) -> Server:
-    s = SSHDServer(workdir)
-    try:
-        s.start()
-    except BaseException:
-        s.stop()
-        raise
-    return s
+    return SSHDServer.launch(workdir)

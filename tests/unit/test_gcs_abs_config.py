@@ -13,26 +13,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from litestream.backends import AuthError, BackendError, NotFoundError, gcs, new_replica_client
+from litestream.backends import AuthError, BackendError, NotFoundError, gcs
 from litestream.backends import abs as absb
-from litestream.config import ConfigError
-from tests.servers import replica_config
+from tests.unit.configutil import client, error
 
 KEY = base64.b64encode(b"k" * 64).decode()
 
 
 def _ns(utc: str, ms: int = 0) -> int:
     return calendar.timegm(time.strptime(utc, "%Y-%m-%dT%H:%M:%S")) * 1_000_000_000 + ms * 1_000_000
-
-
-def client(**mapping):
-    return new_replica_client(replica_config(mapping))
-
-
-def error(**mapping) -> str:
-    with pytest.raises(ConfigError) as e:
-        client(**mapping)
-    return str(e.value)
 
 
 # ------------------------------------------------------------------------------------------------ gs

@@ -15,21 +15,10 @@ import time
 
 import pytest
 
-from litestream.backends import AuthError, BackendError, NotFoundError, Source, new_replica_client, sftp, webdav
-from litestream.config import ConfigError
-from tests.servers import replica_config
+from litestream.backends import AuthError, BackendError, NotFoundError, Source, sftp, webdav
+from tests.unit.configutil import client, error
 
 ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIC8vLjOHxlIpNXEs3zMWz9Tjej8i9G5ofEiiBS3ACsIW"  # a public key blob
-
-
-def client(**mapping):
-    return new_replica_client(replica_config(mapping))
-
-
-def error(**mapping) -> str:
-    with pytest.raises(ConfigError) as e:
-        client(**mapping)
-    return str(e.value)
 
 
 # ---------------------------------------------------------------------------------------------- sftp
