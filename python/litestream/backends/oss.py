@@ -168,8 +168,10 @@ class OSSReplicaClient(sc.KeyStoreClient):
         region = s.region or DEFAULT_REGION
         session = oss2.Session(pool_size=max(sc.METADATA_CONCURRENCY, self._concurrency() * 2))
         # connect_timeout is oss2's timeout for the connection and for each read.
+        # enable_crc=False: oss2 checks each transfer with a CRC-64 computed in pure Python (256 MiB
+        # uploaded at 24 MB/s here); every LTX file carries its own CRC-64, verified by the core on read.
         bucket = oss2.Bucket(auth, s.endpoint_url(), s.bucket, session=session, connect_timeout=self.timeout_s,
-                             region=region, app_name="litestream")
+                             region=region, app_name="litestream", enable_crc=False)
         log.debug("oss client", bucket=s.bucket, endpoint=s.endpoint_url(), region=region)
         return bucket
 
