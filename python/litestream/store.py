@@ -173,15 +173,7 @@ class Store:
         replica = getattr(ex, "replica", None)
         attrs = {"db": os.path.basename(e.db.path), **({"replica": replica} if replica else {}), "error": str(ex),
                  **({"hint": hint} if hint else {})}
-        if isinstance(ex, AuthError):
-            # Said once, clearly; the retries go on quietly until the credentials or permissions are fixed.
-            if e.reported_auth_error != str(ex):
-                e.reported_auth_error = str(ex)
-                log.error(f"{what}: replica access denied; check its credentials and permissions", **attrs)
-            else:
-                log.debug(what, **attrs)
-        else:
-            log.error(what, **attrs)
+        _log_failure(e, ex, what, f"{what}: replica access denied; check its credentials and permissions", attrs)
         e.db.stats.last_error = str(ex)
         if self.background and not self.closing.is_set():
             e.retry = self.scheduler.call_later(delay, again)
@@ -282,15 +274,8 @@ class Store:
             delay = r.backoff_s()
             attrs = {"db": os.path.basename(e.db.path), "replica": r.client.type, "error": str(ex),
                      "retry_in": Duration(int(delay * 1e9))}
-            if isinstance(ex, AuthError):
-                # Credentials or permissions do not fix themselves between retries: say it once, clearly.
-                if r.reported_auth_error != str(ex):
-                    r.reported_auth_error = str(ex)
-                    log.error("replica access denied; check its credentials and permissions", **attrs)
-                else:
-                    log.debug("replica sync error", **attrs)
-            else:
-                log.error("replica sync error", **attrs)
+            _log_failure(r, ex, "replica sync error", "replica access denied; check its credentials and permissions",
+                         attrs)
             e.upload_retry[id(r)] = self.scheduler.call_later(delay, lambda: self._trigger_upload(e, r))
             return
         if r.reported_auth_error is not None:
@@ -350,3 +335,15 @@ class Store:
                     if self.abort_shutdown.is_set():
                         log.warn("shutdown sync skipped by user interrupt")
                         break
+
+
+def _log_failure(holder, ex: Exception, msg: str, denied_msg: str, attrs: dict) -> None:
+    """A failure at ERROR; a credential or permission error (which no retry fixes) only the first time it
+    is seen on this holder (a database or replica), then at DEBUG until it changes or is fixed."""
+    if not isinstance(ex, AuthError):
+        log.error(msg, **attrs)
+    elif holder.reported_auth_error != str(ex):
+        holder.reported_auth_error = str(ex)
+        log.error(denied_msg, **attrs)
+    else:
+        log.debug(msg, **attrs)

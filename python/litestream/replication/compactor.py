@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -84,25 +85,34 @@ class Compactor:
     def copy(self, info: FileInfo, dst_level: int) -> FileInfo:
         """Store one file again, unchanged, at another level (a merge of one input would equal it): the
         file backend hard-links a local copy, the others upload the same bytes."""
-        with self.open(info) as f:
-            ts = Header.decode(_pread_header(f)).timestamp
-            name = getattr(f, "name", None)
-            local = name if isinstance(name, str) and _is_file(f) else None
+        local = self._local_path(info)
         if local is not None:
+            with open(local, "rb", buffering=0) as f:
+                ts = Header.decode(f.read(HEADER_SIZE)).timestamp
             return self.client.write_ltx_file(dst_level, info.min_txid, info.max_txid, Source.file(local), ts)
+        # Remote: a ranged read of the header, not a whole-object GET cut off after 100 bytes.
+        with self.client.open_ltx_file(info.level, info.min_txid, info.max_txid, 0, HEADER_SIZE) as f:
+            ts = Header.decode(f.read(HEADER_SIZE)).timestamp
         with self.client.open_ltx_file(info.level, info.min_txid, info.max_txid) as stream:
             return self.client.write_ltx_file(dst_level, info.min_txid, info.max_txid,
                                               Source.of(stream, info.size), ts)
 
-    def open(self, info: FileInfo) -> BinaryIO:
-        """A file of the replica: a local copy when there is one, else a stream from the backend."""
+    def _local_path(self, info: FileInfo) -> str | None:
+        """A local copy of the file (the meta dir's L0 files, or the file backend's own), or None."""
         for path in (self.local(info.level, info.min_txid, info.max_txid) if self.local else None,
                      self.client.local_path(info.level, info.min_txid, info.max_txid)):
-            if path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    # Unbuffered: the merge reads the descriptor itself, and a buffered reader would
-                    # keep 8 KiB per input (80 MiB for a merge of 10,000 L0 files) for a 100-byte header.
-                    return open(path, "rb", buffering=0)
+            if path is not None and os.path.isfile(path):
+                return path
+        return None
+
+    def open(self, info: FileInfo) -> BinaryIO:
+        """A file of the replica: a local copy when there is one, else a stream from the backend."""
+        path = self._local_path(info)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):  # removed by retention since the check
+                # Unbuffered: the merge reads the descriptor itself, and a buffered reader would keep
+                # 8 KiB per input (80 MiB for a merge of 10,000 L0 files) for a 100-byte header.
+                return open(path, "rb", buffering=0)
         return self.client.open_ltx_file(info.level, info.min_txid, info.max_txid)
 
 
