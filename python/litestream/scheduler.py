@@ -51,6 +51,7 @@ class Scheduler:
                                            daemon=True) for i, pool in enumerate(self._pools)]
         self._idle = threading.Condition()
         self._busy = 0
+        self._local = threading.local()  # the key of the job running in this worker thread
         for t in self._threads:
             t.start()
 
@@ -109,11 +110,13 @@ class Scheduler:
                 _, fn = self._jobs[key]
             with self._idle:
                 self._busy += 1
+            self._local.key = key
             try:
                 fn()
             except Exception as e:  # the job owner handles its errors; this only keeps the worker alive
                 log.error("job failed", job=str(key), error=repr(e))
             finally:
+                self._local.key = None
                 with self._cond:
                     again = self._state.get(key) == "rerun"
                     if again:
@@ -139,6 +142,25 @@ class Scheduler:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._idle.wait(0.05 if remaining is None else min(0.05, remaining))
+
+    def wait_keys(self, keys: list[Hashable], timeout: float | None = None) -> bool:
+        """Block until none of these jobs is queued or running (stop/unregister of one database)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while True:
+                with self._cond:
+                    pending = any(k in self._state for k in keys)
+                if not pending:
+                    return True
+                if threading.current_thread().name.startswith("litestream-") and self._running_here(keys):
+                    return True  # called from the job itself: waiting would never end
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(0.05 if remaining is None else min(0.05, remaining))
+
+    def _running_here(self, keys: list[Hashable]) -> bool:
+        return getattr(self._local, "key", None) in keys
 
     def stop(self) -> None:
         with self._cond:

@@ -45,6 +45,34 @@ class DBEntry:
     watched: bool = False  # a persistent inotify watch on the WAL exists
     armed: bool = True  # the next WAL event schedules a sync (reset by each event, set by each sync)
     behind: int = 0  # consecutive syncs that found a commit not yet published in the WAL index
+    stopped: bool = False  # `litestream stop` (or unregister): closed, kept (or not) in the store
+    source: str = "config"  # "config", "register" (control socket) or "dir" (directory replication)
+
+    @property
+    def path(self) -> str:
+        return self.db.path
+
+    def last_replica_sync_ns(self) -> int:
+        """When data last reached a replica (0: never), as the reference's LastSuccessfulSyncAt."""
+        return max((r.last_success_ns for r in self.replicas), default=0)
+
+
+@dataclass
+class SyncOutcome:
+    """What `/sync` reports: the local TXID after the sync, the lowest replica position, and whether the
+    sync made a new L0 file."""
+
+    txid: int
+    replicated_txid: int
+    changed: bool
+
+
+class DatabaseNotFound(Exception):
+    pass
+
+
+class DatabaseNotOpen(Exception):
+    pass
 
 
 class Store:
@@ -62,6 +90,11 @@ class Store:
         self.watcher: Watcher | None = None
         self.closing = threading.Event()
         self.abort_shutdown = threading.Event()
+        # add/remove come from the control socket and the directory watcher while jobs run; readers take
+        # a snapshot of the list (list(self.entries)) instead of holding the lock.
+        self._lock = threading.RLock()
+        self._by_path: dict[str, DBEntry] = {e.db.path: e for e in entries}
+        self.uploaded = threading.Condition()  # notified after every replica upload (sync -wait)
 
     # ------------------------------------------------------------------------------------------ open
 
@@ -72,15 +105,126 @@ class Store:
             self.watcher = Watcher()
         if self.policy is not None:
             self.maintenance = Maintenance(self.scheduler, self.entries, self.policy, self.closing)
-        for e in self.entries:
-            for r in e.replicas:
-                e.db.listeners.append(lambda r=r, e=e: self._trigger_upload(e, r))
-                clean = getattr(r.client, "clean_temp", None)
-                if clean is not None:
-                    clean()  # uploads a crash cut short (this process owns the replica from now on)
+        for e in list(self.entries):
+            self._wire(e)
             self._init(e)
         if self.maintenance is not None and self.background:
             self.maintenance.start()
+
+    def _wire(self, e: DBEntry) -> None:
+        for r in e.replicas:
+            e.db.listeners.append(lambda r=r, e=e: self._trigger_upload(e, r))
+            clean = getattr(r.client, "clean_temp", None)
+            if clean is not None:
+                clean()  # uploads a crash cut short (this process owns the replica from now on)
+
+    # ------------------------------------------------------------------------------- add / remove
+
+    def find(self, path: str) -> DBEntry | None:
+        with self._lock:
+            return self._by_path.get(path)
+
+    def add(self, e: DBEntry) -> bool:
+        """Start replicating one more database (register, directory replication). False: its path is
+        already in the store."""
+        with self._lock:
+            if e.db.path in self._by_path or self.closing.is_set():
+                return False
+            self._by_path[e.db.path] = e
+            self.entries.append(e)
+        self._wire(e)
+        if self.scheduler is not None:
+            self._init(e)
+        return True
+
+    def remove(self, path: str, timeout_s: float | None = None) -> DBEntry | None:
+        """Stop replicating a database (with a final sync and upload) and forget it. None: not there."""
+        with self._lock:
+            e = self._by_path.pop(path, None)
+            if e is None:
+                return None
+            self.entries.remove(e)
+        self._shut(e, timeout_s)
+        if self.maintenance is not None:
+            self.maintenance.forget(e)
+        return e
+
+    def stop_db(self, e: DBEntry, timeout_s: float | None = None) -> bool:
+        """`litestream stop`: final sync and upload, then close; the entry stays (list shows it stopped).
+        False when it was not running."""
+        if e.stopped:
+            return False
+        self._shut(e, timeout_s)
+        return True
+
+    def start_db(self, e: DBEntry) -> bool:
+        """`litestream start`: open a stopped database again. False when it was running already."""
+        if not e.stopped:
+            return False
+        e.stopped = False
+        e.db.closed = False
+        e.errors = 0
+        if self.scheduler is not None:
+            self._init(e)
+        return True
+
+    def is_open(self, e: DBEntry) -> bool:
+        return not e.stopped and e.db.is_open
+
+    def _shut(self, e: DBEntry, timeout_s: float | None) -> None:
+        e.stopped = True
+        was_ready, e.ready = e.ready, False
+        for t in (e.pending, e.checkpoint_timer, e.trim_timer, e.retry, *e.upload_retry.values()):
+            if t is not None:
+                t.cancel()
+        e.upload_retry.clear()
+        if self.watcher is not None:
+            self.watcher.remove(e.db.wal_path)
+            self.watcher.remove_dir(os.path.dirname(e.db.path) or ".", os.path.basename(e.db.path))
+            e.watched = False
+        if self.scheduler is not None:
+            # A sync, upload or maintenance job still running finishes first (the database stays open).
+            keys = [("sync", id(e)), ("maintenance", id(e)), *(("upload", id(r)) for r in e.replicas)]
+            self.scheduler.wait_keys(keys, timeout=60)
+        if was_ready:
+            try:
+                e.db.sync()
+            except (SyncError, OSError, LTXError) as ex:
+                log.error("final sync failed", db=os.path.basename(e.db.path), error=str(ex))
+            self._final_upload(e, self.shutdown_sync_timeout_s if timeout_s is None else timeout_s)
+        e.db.close(final_sync=False)
+
+    # ------------------------------------------------------------------------------- sync on demand
+
+    def sync_db(self, e: DBEntry, wait: bool = False, timeout_s: float = 30.0) -> SyncOutcome:
+        """`litestream sync`: sync the WAL now; with wait, until every replica holds the TXID. The wait
+        rides on the upload the new L0 file already scheduled (or one already due), so it costs no
+        extra request."""
+        if e.stopped or not e.ready or not e.db.is_open:
+            raise DatabaseNotOpen(e.db.path)
+        before = e.db.txid
+        self.scheduler.trigger(("sync", id(e)), lambda: self._sync_job(e))
+        deadline = time.monotonic() + timeout_s
+        # The sync runs as the usual job (one at a time per database); wait for it to have run.
+        self.scheduler.wait_keys([("sync", id(e))], timeout=max(0.0, deadline - time.monotonic()))
+        txid = e.db.txid
+        if wait:
+            with self.uploaded:
+                while self.replicated_txid(e) < txid:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"timed out waiting for replica to reach txid {format_txid(txid)}")
+                    if not any(t is not None for t in e.upload_retry.values()):
+                        for r in e.replicas:
+                            if (r.pos or 0) < txid:
+                                self._trigger_upload(e, r)
+                    self.uploaded.wait(min(left, 1.0))
+        return SyncOutcome(txid, self.replicated_txid(e), txid > before)
+
+    @staticmethod
+    def replicated_txid(e: DBEntry) -> int:
+        """The lowest replica position (what every replica holds)."""
+        return min((r.pos or 0 for r in e.replicas), default=0)
 
     def _init(self, e: DBEntry) -> None:
         e.retry = None
@@ -215,7 +359,7 @@ class Store:
         return e.watched
 
     def _sync_job(self, e: DBEntry) -> None:
-        if self.closing.is_set() or not e.ready:
+        if self.closing.is_set() or not e.ready or e.stopped:
             return
         e.last_sync = time.monotonic()
         # Re-arm before reading the WAL, so a write that lands during the sync schedules the next one.
@@ -266,11 +410,12 @@ class Store:
             self.scheduler.trigger(("upload", id(r)), lambda: self._upload_job(e, r))
 
     def _upload_job(self, e: DBEntry, r: Replica) -> None:
-        if self.closing.is_set():
+        if self.closing.is_set() or e.stopped:
             return
         try:
             r.sync()
         except (BackendError, OSError, LTXError, SyncError) as ex:
+            self._notify_uploaded()
             delay = r.backoff_s()
             attrs = {"db": os.path.basename(e.db.path), "replica": r.client.type, "error": str(ex),
                      "retry_in": Duration(int(delay * 1e9))}
@@ -278,17 +423,23 @@ class Store:
                          attrs)
             e.upload_retry[id(r)] = self.scheduler.call_later(delay, lambda: self._trigger_upload(e, r))
             return
+        e.upload_retry.pop(id(r), None)
+        self._notify_uploaded()
         if r.reported_auth_error is not None:
             r.reported_auth_error = None
             log.info("replica access restored", db=os.path.basename(e.db.path), replica=r.client.type)
         if r.pos is not None and r.pos < e.db.txid:
             self._trigger_upload(e, r)  # more than one batch behind
 
+    def _notify_uploaded(self) -> None:
+        with self.uploaded:
+            self.uploaded.notify_all()
+
     # ------------------------------------------------------------------------------------ once/close
 
     def sync_all_once(self) -> None:
         """-once: sync every database and upload everything, in the foreground."""
-        for e in self.entries:
+        for e in list(self.entries):
             if not e.ready:
                 continue
             e.db.sync()
@@ -304,19 +455,19 @@ class Store:
             self.watcher.close()
         if self.scheduler is not None:
             self.scheduler.wait_idle(timeout=60)
-        for e in self.entries:
-            if e.ready:
+        for e in list(self.entries):
+            if e.ready and not e.stopped:
                 try:
                     e.db.sync()
                 except (SyncError, OSError, LTXError) as ex:
                     log.error("final sync failed", db=os.path.basename(e.db.path), error=str(ex))
-                self._final_upload(e)
+                self._final_upload(e, self.shutdown_sync_timeout_s)
             e.db.close(final_sync=False)
         if self.scheduler is not None:
             self.scheduler.stop()
 
-    def _final_upload(self, e: DBEntry) -> None:
-        deadline = time.monotonic() + self.shutdown_sync_timeout_s
+    def _final_upload(self, e: DBEntry, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
         for r in e.replicas:
             while True:
                 try:

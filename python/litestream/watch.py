@@ -61,6 +61,7 @@ class Watcher:
         self.available = self.fd >= 0
         self._lock = threading.Lock()
         self._by_wd: dict[int, list[tuple[Callable[[], None], str | None]]] = {}
+        self._wd_by_path: dict[str, int] = {}
         self._wake_r, self._wake_w = os.pipe()
         self._stopped = False
         self._thread = None
@@ -78,10 +79,31 @@ class Watcher:
                 log.debug("inotify_add_watch failed", path=path, error=os.strerror(err))
             return False
         with self._lock:
+            self._wd_by_path[path] = wd
             entries = self._by_wd.setdefault(wd, [])
             if (callback, name) not in entries:
                 entries.append((callback, name))
         return True
+
+    def remove(self, path: str, name: str | None = None) -> None:
+        """Drop the callbacks for path (for `name` in it, when a directory); the kernel watch goes with
+        the last one, so thousands of databases coming and going do not use up inotify watches."""
+        if not self.available:
+            return
+        with self._lock:
+            wd = self._wd_by_path.get(path)
+            if wd is None:
+                return
+            entries = [x for x in self._by_wd.get(wd, ()) if x[1] != name]
+            if entries:
+                self._by_wd[wd] = entries
+                return
+            self._by_wd.pop(wd, None)
+            self._wd_by_path.pop(path, None)
+        self._lib.inotify_rm_watch(self.fd, wd)
+
+    def remove_dir(self, directory: str, name: str) -> None:
+        self.remove(directory, name)
 
     def add_file(self, path: str, callback: Callable[[], None]) -> bool:
         """Watch path for writes (False if it does not exist or inotify is unavailable)."""
@@ -117,6 +139,9 @@ class Watcher:
                 with self._lock:
                     if mask & IN_IGNORED:
                         self._by_wd.pop(wd, None)
+                        for p, w in list(self._wd_by_path.items()):
+                            if w == wd:
+                                del self._wd_by_path[p]
                         continue
                     entries = list(self._by_wd.get(wd, ()))
                 for cb, want in entries:

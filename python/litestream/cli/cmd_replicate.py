@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import shlex
-import signal
-import subprocess
 import sys
-import threading
 
 from litestream import __version__, logs
 from litestream.backends.base import BackendError
@@ -24,6 +20,7 @@ from litestream.config import (
     apply_defaults,
     read_config_file,
 )
+from litestream.config import config_path as resolve_config_path
 from litestream.db.sync import SyncError
 from litestream.gofmt import Duration
 from litestream.ltx import LTXError, format_txid
@@ -98,9 +95,11 @@ def run(args: list[str], name: str = "replicate") -> int:
             config = _config_from_args(opts.args)
         except ConfigError as e:
             raise CommandError(str(e)) from None
+        config_path = ""
         config.logging.level = "INFO"  # the reference's command-line form logs at INFO and says so
         logs.init_log("stdout", os.environ.get("LOG_LEVEL") or "INFO", "text", False)
     else:
+        config_path = resolve_config_path(opts.config or None)
         try:
             config = read_config_file(opts.config or None, not opts.no_expand_env)
         except ConfigError as e:
@@ -142,7 +141,7 @@ def run(args: list[str], name: str = "replicate") -> int:
                   background=not opts.once, policy=maintenance_policy(config))
     if opts.once:
         return _run_once(store, opts["force-snapshot"], opts["enforce-retention"])
-    return _run_daemon(store, exec_cmd)
+    return _run_daemon(store, config, config_path, exec_cmd)
 
 
 def _run_once(store, force_snapshot: bool, enforce_retention: bool) -> int:
@@ -167,53 +166,15 @@ def _run_once(store, force_snapshot: bool, enforce_retention: bool) -> int:
     return 0
 
 
-def _run_daemon(store, exec_cmd: str) -> int:
-    stop = threading.Event()
-    received: list[int] = []
+def _run_daemon(store, config: Config, config_path: str, exec_cmd) -> int:
+    from litestream.daemon import Daemon, ServiceError
+    from litestream.execs import ExecError
 
-    def on_signal(signum, frame):
-        received.append(signum)
-        if stop.is_set():
-            store.abort_shutdown.set()
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    store.open()
-    child = None
-    if exec_cmd:
-        try:
-            argv = shlex.split(exec_cmd)
-            child = subprocess.Popen(argv)
-        except ValueError as e:
-            store.close()
-            raise CommandError(f"cannot parse exec command: {e}") from None
-        except OSError as e:
-            store.close()
-            reason = (e.strerror or str(e)).lower()
-            raise CommandError(f"cannot start exec command: fork/exec {argv[0] if argv else ''}: {reason}") from None
-        threading.Thread(target=lambda: (child.wait(), stop.set()), daemon=True).start()
-    while not stop.wait(3600):
-        pass
-    error = None
-    if received:
-        name = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupt"}.get(received[0], str(received[0]))
-        logs.info("signal received, litestream shutting down", "signal", name)
-        if child is not None and child.poll() is None:
-            logs.info("sending signal to exec process")
-            child.send_signal(received[0])
-            logs.info("waiting for exec process to close")
-            child.wait()
-            # Killed by the forwarded signal is a normal end; any other failure is reported (after the
-            # final sync, which the reference skips).
-            if child.returncode > 0:
-                error = f"cannot wait for exec process: exit status {child.returncode}"
-    elif child is not None:
-        logs.info("subprocess exited, litestream shutting down")
-        if child.returncode:
-            error = f"exit status {child.returncode}" if child.returncode > 0 else None
-    store.close()
-    logs.info("litestream shut down")
+    daemon = Daemon(config, store, config_path)
+    try:
+        error = daemon.run(exec_cmd)
+    except (ServiceError, ExecError) as e:
+        raise CommandError(str(e)) from None
     if error:
         raise CommandError(error)
     return 0

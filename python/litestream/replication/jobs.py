@@ -134,8 +134,17 @@ class Maintenance:
 
     # ----------------------------------------------------------------------------------------- jobs
 
+    def forget(self, e) -> None:
+        """A database left the store: drop what was kept for it."""
+        with self._lock:
+            self._due.pop(id(e), None)
+            self._waiting.pop(id(e), None)
+        for d in (self._failures, self._not_ready, self._quiet, self._writes):
+            for k in [k for k in d if k[0] == id(e)]:
+                d.pop(k, None)
+
     def _run(self, e) -> None:
-        while not self.closing.is_set():
+        while not self.closing.is_set() and not getattr(e, "stopped", False):
             with self._lock:
                 due = self._due.get(id(e))
                 if not due:
