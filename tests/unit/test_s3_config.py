@@ -466,3 +466,41 @@ def test_oss_part_size_minimum():
                                            "endpoint": "http://127.0.0.1:1"}))
     with pytest.raises(BackendError, match="part size must be at least 102400 bytes"):
         c.write_ltx_file(0, 1, 1, Source.of(io.BytesIO(b"x"), 1), 0)
+
+
+# ------------------------------------------------------------- the URL factory (`register`)
+
+def test_url_factory_reads_what_only_register_reads(monkeypatch):
+    from litestream.backends import client_from_url
+
+    key = base64.b64encode(b"k" * 32).decode()
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LITESTREAM_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("LITESTREAM_SECRET_ACCESS_KEY", "SECRET")
+    monkeypatch.setenv("LITESTREAM_S3_ENDPOINT", "127.0.0.1:9000")
+    s = client_from_url(f"s3://bkt/a/b?skip-verify=true&sse-customer-key={key}&storage-class=STANDARD_IA").settings
+    assert (s.bucket, s.path, s.endpoint, s.force_path_style) == ("bkt", "a/b", "http://127.0.0.1:9000", True)
+    assert s.skip_verify and s.storage_class == "STANDARD_IA"
+    assert s.sse_customer_algorithm == "AES256" and s.sse_customer_key_md5
+    assert (s.access_key_id, s.secret_access_key) == ("AKID", "SECRET")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AWSID")
+    s = client_from_url("s3://bkt/p?endpoint=minio.local:9000&force-path-style=false").settings
+    assert s.endpoint == "http://minio.local:9000" and not s.force_path_style and s.access_key_id == "AWSID"
+    # The config builder ignores LITESTREAM_S3_ENDPOINT and the hyphen aliases, as the reference.
+    c = new_replica_client(__import__("litestream.config", fromlist=["ReplicaConfig"]).ReplicaConfig(
+        url="s3://bkt/p?skip-verify=true"))
+    assert c.settings.endpoint == "" and not c.settings.skip_verify
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("bogus://x/y", 'unsupported replica URL scheme: "bogus"'),
+    ("s3://localhost:9000/p", "bucket required for s3 replica URL"),
+    ("s3://bkt/p?sse-customer-key=short", "s3: sse-customer-key must be"),
+    ("s3://bkt/p?partSize=x", 'invalid value for query parameter "partSize"'),
+])
+def test_url_factory_errors(url, message):
+    from litestream.backends import client_from_url
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        client_from_url(url)

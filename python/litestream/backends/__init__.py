@@ -10,7 +10,8 @@ import importlib
 from litestream.backends.base import AuthError, BackendError, NotFoundError, ReplicaClient, Source
 from litestream.config import REPLICA_TYPES, ConfigError, ReplicaConfig
 
-__all__ = ["AuthError", "BackendError", "NotFoundError", "ReplicaClient", "Source", "new_replica_client"]
+__all__ = ["AuthError", "BackendError", "NotFoundError", "ReplicaClient", "Source", "client_from_url",
+           "new_replica_client"]
 
 # replica type -> the module that builds it (`from_config(rc) -> ReplicaClient`).
 REGISTRY: dict[str, str] = {
@@ -44,3 +45,19 @@ def new_replica_client(rc: ReplicaConfig) -> ReplicaClient:
             raise
         raise ConfigError(f"{rtype} replicas are not supported by this version of litestream-py yet") from None
     return module.from_config(rc)
+
+
+def client_from_url(url: str) -> ReplicaClient:
+    """The reference's URL factory (used by `register`): the URL alone. A backend whose URL form reads more
+    here than in a config (S3: hyphen aliases, SSE keys, LITESTREAM_S3_ENDPOINT) has its own `from_url`."""
+    from litestream.backends.base import parse_url
+
+    scheme = parse_url(url).scheme  # the URL's own errors first (no scheme, bad port)
+    rtype = "webdav" if scheme == "webdavs" else scheme
+    if rtype not in REGISTRY:
+        raise ConfigError(f'unsupported replica URL scheme: "{scheme}"')
+    module = importlib.import_module(REGISTRY[rtype])
+    factory = getattr(module, "from_url", None)
+    if factory is not None:
+        return factory(url)
+    return module.from_config(ReplicaConfig(url=url))

@@ -367,6 +367,71 @@ def from_config(rc: ReplicaConfig) -> S3ReplicaClient:
     return S3ReplicaClient(settings_from_config(rc))
 
 
+def _query_first(q: dict[str, str], *keys: str) -> str:
+    return next((q[k] for k in keys if q.get(k)), "")
+
+
+def settings_from_url(raw_url: str) -> S3Settings:
+    """The reference's URL factory (`register` over the control socket): the URL alone, with the hyphen
+    aliases and the SSE query keys the config builder does not read, credentials from AWS_* then
+    LITESTREAM_* variables, and LITESTREAM_S3_ENDPOINT as the default endpoint."""
+    u = parse_url(raw_url)
+    is_arn = raw_url.lower().startswith("s3://arn:")
+    q = dict(u.query) if is_arn else _first_query(raw_url)
+    if u.host.startswith("arn:"):
+        bucket, region, endpoint, fps = u.host, region_from_arn(u.host), "", False
+    else:
+        bucket, region, endpoint, fps = parse_host(u.host)
+    fps_query = _bool_query(q, "forcePathStyle", "force-path-style")
+    if q.get("endpoint"):
+        endpoint = ensure_endpoint_scheme(q["endpoint"])
+        if fps_query is None or fps_query:
+            fps = True
+    region = q.get("region") or region
+    if fps_query is not None:
+        fps = fps_query
+    skip_verify = bool(_bool_query(q, "skipVerify", "skip-verify"))
+    sign = _bool_query(q, "signPayload", "sign-payload")
+    require_md5 = _bool_query(q, "requireContentMD5", "require-content-md5")
+    concurrency = _int_query(q, "concurrency")
+    part_size = _int_query(q, "partSize", "part-size")
+    if not bucket:
+        raise ConfigError("bucket required for s3 replica URL")
+    fps_set = bool(q.get("forcePathStyle") or q.get("force-path-style"))
+    if not endpoint and os.environ.get("LITESTREAM_S3_ENDPOINT"):
+        endpoint = ensure_endpoint_scheme(os.environ["LITESTREAM_S3_ENDPOINT"])
+        if not fps_set:
+            fps = True
+    tigris, path_style, r2 = _provider_defaults(endpoint)
+    if require_md5 is None and tigris:
+        require_md5 = False
+    if path_style and not fps_set:
+        fps = True
+    s = S3Settings(bucket=bucket, path=u.path, region=region, endpoint=endpoint,
+                   access_key_id=os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("LITESTREAM_ACCESS_KEY_ID", ""),
+                   secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY")
+                   or os.environ.get("LITESTREAM_SECRET_ACCESS_KEY", ""),
+                   force_path_style=fps, skip_verify=skip_verify, sign_payload=True if sign is None else sign,
+                   require_content_md5=True if require_md5 is None else require_md5,
+                   storage_class=_query_first(q, "storageClass", "storage-class"))
+    if r2:
+        s.concurrency = R2_CONCURRENCY
+    if concurrency is not None:
+        s.concurrency = concurrency
+    if part_size is not None:
+        s.part_size = part_size
+    s.sse_customer_algorithm = _query_first(q, "sseCustomerAlgorithm", "sse-customer-algorithm")
+    s.sse_customer_key = _query_first(q, "sseCustomerKey", "sse-customer-key")
+    s.sse_customer_key_md5 = _query_first(q, "sseCustomerKeyMD5", "sse-customer-key-md5")
+    s.sse_kms_key_id = _query_first(q, "sseKmsKeyId", "sse-kms-key-id")
+    validate_sse(s)
+    return s
+
+
+def from_url(raw_url: str) -> S3ReplicaClient:
+    return S3ReplicaClient(settings_from_url(raw_url))
+
+
 # ------------------------------------------------------------------------------------------- client
 
 class S3ReplicaClient(sc.KeyStoreClient):
