@@ -1,12 +1,14 @@
 """SFTP and WebDAV specifics against their real servers (OpenSSH's sshd, Apache mod_dav): the exact files
 on the server's disk and their mtimes, no temporary file left by a write that failed or one a crash cut
 short, the host-key check and its warning, a lost connection made again, channels shared between an
-open stream and an upload of the same client, and the reference reading what ours wrote by URL."""
+open stream and an upload of the same client, password login as a real system account (config and
+URL forms, a wrong password), and the reference reading what ours wrote by URL."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +18,7 @@ from litestream.backends import AuthError, BackendError, NotFoundError, Source, 
 from tests.conftest import run_ours
 from tests.refbin import run_ref
 from tests.servers import config_text
+from tests.servers import sshd as sshds
 
 from .helpers import client_for, init_error
 from .test_conformance import TS, ltx_bytes, names, put, read_all
@@ -207,6 +210,70 @@ def test_sshd_missing_file_and_empty_levels(sshd, prefix):
         put(c, 0, 1, 1)  # unpipelined writes (concurrent-writes: false) store the same bytes
         assert read_all(c, 0, 1, 1) == ltx_bytes(1, 1)
         assert read_all(c, 0, 1, 1, offset=10**6) == b""
+    finally:
+        c.close()
+
+
+# ----------------------------------------------------------------------------- sftp password login
+
+
+@pytest.fixture
+def pw_sshd(sshd, prefix):
+    """The sshd, for a test logging in as the password account (ci/servers/sshd.sh makes it as root); the
+    test's files under that account's home are removed afterwards."""
+    reason = sshd.password_ready()
+    if reason is not None:
+        pytest.skip(f"sftp password login not testable here: {reason}")
+    yield sshd
+    shutil.rmtree(os.path.join(sshd.password_home, prefix.split("/")[0]), ignore_errors=True)
+
+
+def test_sshd_password_login_writes_lists_reads(pw_sshd, prefix):
+    """user + password (no key) in the config and in the URL: both store and find the same files, which
+    are the password account's own, under its home."""
+    mapping = pw_sshd.password_replica(prefix)
+    assert "key-path" not in mapping
+    c = client_for(mapping)
+    try:
+        put(c, 0, 1, 1)
+        put(c, 9, 1, 4)
+        assert names(c, 0) == [(1, 1)] and names(c, 9) == [(1, 4)]
+        assert read_all(c, 9, 1, 4) == ltx_bytes(1, 4)
+        assert read_all(c, 0, 1, 1, offset=7, size=50) == ltx_bytes(1, 1)[7:57]
+    finally:
+        c.close()
+    root = os.path.join(pw_sshd.password_home, prefix)
+    assert tree(root) == [f"ltx/0/{NAME}", "ltx/9/0000000000000001-0000000000000004.ltx"]
+    assert os.stat(os.path.join(root, "ltx/0", NAME)).st_uid == sshds.pwd.getpwnam(sshds.PASSWORD_USER).pw_uid
+    url = pw_sshd.password_url(prefix)
+    c = client_for({"type": "sftp", "url": url, "host-key": pw_sshd.host_key_line})
+    try:
+        assert c.settings.password == sshds.PASSWORD_USER_PASSWORD and not c.settings.key_path
+        assert names(c, 0) == [(1, 1)]
+        put(c, 0, 2, 2)
+        assert read_all(c, 0, 2, 2) == ltx_bytes(2, 2)
+    finally:
+        c.close()
+    # Our CLI by URL: the files listed, the password in no output.
+    p = run_ours("ltx", url, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "0000000000000002" in p.stdout and sshds.PASSWORD_USER_PASSWORD not in p.stdout + p.stderr
+
+
+def test_sshd_wrong_password_is_one_line_without_it(pw_sshd, prefix):
+    wrong = "Wr0ng-pa55word-7319"
+    for mapping in (pw_sshd.password_replica(prefix, password=wrong),
+                    {"type": "sftp", "url": pw_sshd.password_url(prefix, password=wrong),
+                     "host-key": pw_sshd.host_key_line}):
+        msg = str(init_error(mapping, AuthError))
+        assert "\n" not in msg, msg
+        assert f"authentication failed for user {sshds.PASSWORD_USER}" in msg and "password" in msg, msg
+        assert f"127.0.0.1:{pw_sshd.port}" in msg, msg
+        assert wrong not in msg and "Wr0ng" not in msg and sshds.PASSWORD_USER_PASSWORD not in msg, msg
+    # The right password still works after the failures (no lockout or penalty in the way).
+    c = client_for(pw_sshd.password_replica(prefix))
+    try:
+        assert names(c, 0) == []
     finally:
         c.close()
 

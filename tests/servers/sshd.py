@@ -4,14 +4,20 @@ run as. Every session is forced into internal-sftp, which logs each file operati
 of the idle test). Files live under `<workdir>/root`, addressed by absolute paths as a real deployment
 would (`path: /srv/backups/db`).
 
-Password authentication is off: without PAM, sshd checks passwords against /etc/shadow only, and the
-tests do not set a password on a system account. The replica config therefore carries key-path and
-host-key, so the replica has no URL form (the URL cannot hold a key)."""
+The replica config carries key-path and host-key, so the replica has no URL form (the URL cannot hold
+a key).
+
+Password authentication is off, except for PASSWORD_USER, the throwaway system account that
+ci/servers/sshd.sh makes (as root) with a known password: sshd runs without PAM, so it checks passwords
+against /etc/shadow itself, which it can read only as root. A `Match User` block allows that user (only)
+to log in with a password, forced into internal-sftp; its files live under its home directory
+(password_replica(), password_ready())."""
 
 from __future__ import annotations
 
 import getpass
 import os
+import pwd
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,18 @@ REPLICA_TYPE = "sftp"
 # remove, posix-rename, mkdir, ...), plus lines about sessions and error replies, which are not counted.
 _NOT_OPS = ("session ", "sent status", "received client version", "debug")
 
+# The password-login account ci/servers/sshd.sh makes; keep in step with it.
+PASSWORD_USER = "litestream-test"
+PASSWORD_USER_PASSWORD = "litestream-test-password"
+
+
+def password_user_home() -> str | None:
+    """PASSWORD_USER's home directory, or None when the account does not exist."""
+    try:
+        return pwd.getpwnam(PASSWORD_USER).pw_dir
+    except KeyError:
+        return None
+
 
 class SSHDServer(Server, name=NAME, replica_type=REPLICA_TYPE):
     def __init__(self, workdir: Path) -> None:
@@ -36,6 +54,29 @@ class SSHDServer(Server, name=NAME, replica_type=REPLICA_TYPE):
         self.host_key_line = ""
         self.sftp_log = workdir / "sftp-server.log"
         self._sftp_cmd = ""
+        self.password_home: str | None = None  # set when PASSWORD_USER may log in with its password
+
+    def password_ready(self) -> str | None:
+        """Why the password tests cannot run here (None: they can)."""
+        if self.password_home is not None:
+            return None
+        if os.geteuid() != 0:
+            return "sshd is not run as root, so it cannot check passwords against /etc/shadow"
+        return f"no user {PASSWORD_USER}: run `bash ci/servers/sshd.sh` as root to make it"
+
+    def password_replica(self, path: str, password: str = PASSWORD_USER_PASSWORD) -> dict[str, Any]:
+        """A replica logging in as PASSWORD_USER with a password (no key), at `path` in its home."""
+        assert self.password_home is not None, self.password_ready()
+        return {"type": "sftp", "host": f"127.0.0.1:{self.port}", "user": PASSWORD_USER, "password": password,
+                "host-key": self.host_key_line, "path": f"{self.password_home}/{path}"}
+
+    def password_url(self, path: str, password: str = PASSWORD_USER_PASSWORD) -> str:
+        """The same replica as a URL, the password in its userinfo."""
+        from urllib.parse import quote
+
+        assert self.password_home is not None, self.password_ready()
+        return (f"sftp://{PASSWORD_USER}:{quote(password, safe='')}@127.0.0.1:{self.port}"
+                f"{self.password_home}/{path}")
 
     def replica(self, path: str) -> dict[str, Any]:
         return {"type": "sftp", "host": f"127.0.0.1:{self.port}", "user": self.user,
@@ -63,7 +104,7 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
-AllowUsers {self.user}
+AllowUsers {self.user}{" " + PASSWORD_USER if self.password_home is not None else ""}
 X11Forwarding no
 AllowTcpForwarding no
 AllowAgentForwarding no
@@ -73,8 +114,18 @@ MaxSessions 10
 Subsystem sftp {self._sftp_cmd}
 ForceCommand {self._sftp_cmd}
 LogLevel VERBOSE
-{extra}""")
+{extra}{self._password_match()}""")
         return cfg
+
+    def _password_match(self) -> str:
+        # Last in the file: a Match block runs to the end (or the next Match).
+        if self.password_home is None:
+            return ""
+        return f"""\
+Match User {PASSWORD_USER}
+    PasswordAuthentication yes
+    ForceCommand internal-sftp
+"""
 
     def start(self) -> None:
         sshd = find_binary("sshd", "/usr/sbin/sshd")
@@ -98,6 +149,8 @@ LogLevel VERBOSE
         self.host_key_line = " ".join((self.keys / "host_key.pub").read_text().split()[:2])
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        if os.geteuid() == 0 and self.user != PASSWORD_USER:
+            self.password_home = password_user_home()
         self.port = free_port()
         # Newer OpenSSH (9.8+) penalises a source address after failed logins, which the wrong-key test
         # makes on purpose; older ones do not know the option.
