@@ -19,6 +19,7 @@ from litestream import __version__, logs
 from litestream.config import Config
 
 log = logs.get_logger("daemon")
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class Service(Protocol):
@@ -37,6 +38,21 @@ SERVICES_AFTER_STORE = (
     "litestream.server.metrics",
     "litestream.server.heartbeat",
 )
+
+
+def start_thread_without_signals(thread: threading.Thread) -> None:
+    """Start a service thread with SIGINT and SIGTERM blocked (threads it starts inherit that): the
+    daemon's main thread waits for them, and a signal the kernel hands to another thread would only set
+    CPython's flag, leaving the main thread asleep."""
+    sigs = STOP_SIGNALS
+    if threading.current_thread() is not threading.main_thread():
+        thread.start()
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Daemon:
@@ -98,17 +114,22 @@ class Daemon:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        # Linux hands a process signal to any thread that does not block it, and CPython runs the handler
+        # only in the main thread without waking it: a SIGTERM taken by a worker would leave the main
+        # thread asleep. Every thread started from here on inherits the blocked mask; the main thread
+        # unblocks once they all run.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            self._start_services(SERVICES_BEFORE_STORE)
-            self.store.open()
-            self._start_services(SERVICES_AFTER_STORE)
-        except BaseException:
-            self.close_services()
-            self.store.close()
-            raise
-        if on_started is not None:
-            on_started()
-        try:
+            try:
+                self._start_services(SERVICES_BEFORE_STORE)
+                self.store.open()
+                self._start_services(SERVICES_AFTER_STORE)
+                if on_started is not None:
+                    on_started()
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            # Children are started unblocked (a blocked mask survives exec: the application would ignore
+            # the SIGTERM we forward); their waiting threads use start_thread_without_signals.
             runner = execs.start(exec_spec, self)
         except BaseException:
             self.close_services()

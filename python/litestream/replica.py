@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from litestream import logs
+from litestream.backends import opstats
 from litestream.backends.base import BackendError, ReplicaClient, Source
 from litestream.db.database import Database
 from litestream.ltx import HEADER_SIZE, Header, format_txid
@@ -44,6 +45,10 @@ class Replica:
         self.last_success_ns = 0
         self.last_error: str | None = None
         self.reported_auth_error: str | None = None  # a credential error is logged once, not every retry
+        # For the metrics (server/metrics.py), read at scrape time.
+        self.known_pos = 0  # the last position read or reached; kept when pos is reset after an error
+        self.failures = 0  # failed sync() calls in all (errors counts the consecutive ones)
+        opstats.instrument(client)  # counts this client's backend operations
 
     # ------------------------------------------------------------------------------------- position
 
@@ -56,7 +61,7 @@ class Replica:
     def position(self) -> int:
         if self.pos is None:
             self.client.init()
-            self.pos = self.remote_l0_max()
+            self.pos = self.known_pos = self.remote_l0_max()
         return self.pos
 
     def backoff_s(self) -> float:
@@ -75,10 +80,15 @@ class Replica:
             try:
                 n = self._sync()
             except (BackendError, OSError) as e:
+                if self.pos is not None:
+                    self.known_pos = self.pos
                 self.pos = None
                 self.errors += 1
+                self.failures += 1
                 self.last_error = str(e)
                 raise
+            if self.pos is not None:
+                self.known_pos = self.pos
             self.errors = 0
             self.last_error = None
             self.last_success_ns = time.time_ns()

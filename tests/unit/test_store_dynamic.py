@@ -83,7 +83,7 @@ def test_stop_then_start_continues_the_replica(tmp_path, store):
     assert store.start_db(a) and not store.start_db(a)
     assert wait_for(lambda: store.is_open(a) and a.replicas[0].pos == a.db.txid)
     app.execute("INSERT INTO t(v) VALUES ('4')")
-    assert wait_for(lambda: restored(tmp_path, ca, "s2") == [("1",), ("2",), ("3-while-stopped",), ("4",)])
+    assert wait_for(lambda: restored(tmp_path, ca, "s2") == [("1",), ("2",), ("3-while-stopped",), ("4",)], timeout=30)
 
 
 def test_sync_wait_rides_the_scheduled_upload(tmp_path):

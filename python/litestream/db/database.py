@@ -15,6 +15,7 @@ has caught up with it, we hold SQLite's checkpoint lock so that other processes 
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -41,6 +42,21 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+def _is_disk_full(e: BaseException) -> bool:
+    """An error (or one it was raised from) that says the disk or quota is full."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if type(e).__name__ == "FullError":  # apsw: SQLITE_FULL
+            return True
+        if getattr(e, "kind", None) == "nospace":  # the LTX encoder's write failures (core.LTXError)
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
 @dataclass
 class DBSettings:
     monitor_interval_s: float = 1.0
@@ -58,9 +74,19 @@ class DBStats:
     syncs: int = 0
     l0_files: int = 0
     snapshots: int = 0
-    checkpoints: dict[str, int] = field(default_factory=dict)
+    checkpoints: dict[str, int] = field(default_factory=dict)  # completed, per mode
     last_sync_ns: int = 0
     last_error: str | None = None
+    # For the metrics (read at scrape time; see server/metrics.py).
+    sync_count: int = 0  # calls of Database.sync, failed ones included
+    sync_errors: int = 0
+    sync_ns: int = 0  # time spent in Database.sync (checkpoints it ran included)
+    failing_since_ns: int = 0  # wall time of the first of the failed syncs going on now (0: the last one worked)
+    disk_full: bool = False  # ... for lack of disk space
+    wal_bytes: int = 0  # WAL bytes copied into L0 files
+    checkpoint_errors: dict[str, int] = field(default_factory=dict)  # per mode
+    checkpoint_ns: dict[str, int] = field(default_factory=dict)  # per mode, failed ones included
+    compaction_verify_errors: int = 0
 
 
 class Database:
@@ -195,6 +221,24 @@ class Database:
         """Copy everything committed in the WAL into L0 files (several when the WAL is large), then
         checkpoint if the policy says so."""
         with self.lock:
+            t0 = time.monotonic_ns()
+            try:
+                results = self._sync(checkpoint)
+            except BaseException as e:
+                self.stats.sync_errors += 1
+                self.stats.failing_since_ns = self.stats.failing_since_ns or time.time_ns()
+                self.stats.disk_full = _is_disk_full(e)
+                raise
+            else:
+                self.stats.failing_since_ns = 0
+                self.stats.disk_full = False
+            finally:
+                self.stats.sync_count += 1
+                self.stats.sync_ns += time.monotonic_ns() - t0
+            return results
+
+    def _sync(self, checkpoint: bool) -> list[SyncResult]:
+        with self.lock:
             if self.conns is None and not self.open():
                 return []
             results: list[SyncResult] = []
@@ -246,6 +290,7 @@ class Database:
 
     def _after_write(self, r: SyncResult) -> None:
         self.stats.l0_files += 1
+        self.stats.wal_bytes += r.wal_size
         self.synced_since_checkpoint = True
         if r.snapshot:
             self.stats.snapshots += 1
@@ -297,6 +342,7 @@ class Database:
         with self.lock:
             if self.conns is None:
                 return
+            t0 = time.monotonic_ns()
             try:
                 if not pinned:
                     self._sync_all()
@@ -308,8 +354,12 @@ class Database:
                     # sync and the checkpoint could go straight into the database file; the next sync only
                     # continues if the database checksum shows that did not happen.
                     busy, log, done = self._checkpoint_unpinned(conns, lambda c: conns.checkpoint_on(c, mode))
+            except BaseException:
+                self.stats.checkpoint_errors[mode] = self.stats.checkpoint_errors.get(mode, 0) + 1
+                raise
             finally:
                 self.idx.release()
+                self.stats.checkpoint_ns[mode] = self.stats.checkpoint_ns.get(mode, 0) + time.monotonic_ns() - t0
             self.stats.checkpoints[mode] = self.stats.checkpoints.get(mode, 0) + 1
             self.synced_since_checkpoint = False
             self.log.debug("checkpoint", mode=mode, busy=busy, log=log, checkpointed=done)
