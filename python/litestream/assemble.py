@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 
+from litestream import logs
 from litestream.backends import new_replica_client
 from litestream.config import (
     DEFAULT_BUSY_TIMEOUT,
@@ -81,16 +82,39 @@ def maintenance_policy(config: Config) -> Policy:
 
 def build_entries(config: Config) -> list[DBEntry]:
     """One Database per distinct path; every `replica`/`replicas` entry of every `dbs` item with that path
-    becomes one of its replicas, each with its own position (the reference allows one replica per path)."""
+    becomes one of its replicas, each with its own position (the reference allows one replica per path).
+    A `dir:` item stands for the databases its scan finds (litestream.dirwatch), each with its own config."""
+    from litestream import dirwatch
+
     grouped: OrderedDict[str, list[DBConfig]] = OrderedDict()
+    sources: dict[str, str] = {}
     for dbc in config.dbs:
         if dbc.dir:
-            raise ConfigError(f"dbs[{dbc.dir}]: directory replication ('dir') is not supported by litestream-py yet")
+            found = dirwatch.expand_dir(dbc)
+            logs.info("found databases in directory", "dir", dbc.dir, "count", len(found), "watch", dbc.watch)
+            for d in found:
+                grouped.setdefault(d.path, []).append(d)
+                sources.setdefault(d.path, "dir")
+            continue
         if dbc.meta_dir is not None:
             raise ConfigError("'meta-dir' can only be used with a directory")
         grouped.setdefault(dbc.path, []).append(dbc)
-    entries = []
-    for path, dbcs in grouped.items():
+        sources[dbc.path] = "config"  # also listed by path: the config entry, not the directory, owns it
+    entries = [new_entry(path, dbcs, sources[path]) for path, dbcs in grouped.items()]
+    # Two databases sharing a meta directory would overwrite each other's L0 files. The reference checks
+    # this within one `dir:` item; checked across the whole config here (e.g. two directories with the
+    # same meta-dir and the same file names).
+    metas: dict[str, str] = {}
+    for e in entries:
+        other = metas.setdefault(e.db.meta.path, e.path)
+        if other != e.path:
+            raise dirwatch.collision_error(other, e.path, e.db.meta.path)
+    return entries
+
+
+def new_entry(path: str, dbcs: list[DBConfig], source: str = "config") -> DBEntry:
+    """The Database of one path and its replicas (from every config item listing that path)."""
+    try:
         db = Database(path, db_settings(dbcs[0]))
         replicas = []
         seen = set()
@@ -102,8 +126,11 @@ def build_entries(config: Config) -> list[DBEntry]:
                     raise ConfigError(f"dbs[{path}]: the same replica is listed twice: {key[1]}")
                 seen.add(key)
                 replicas.append(Replica(db, client, replica_settings(rc)))
-        entries.append(DBEntry(db, replicas))
-    return entries
+    except ConfigError as e:
+        if source != "dir":
+            raise
+        raise ConfigError(f"failed to create DB for {path}: {e}") from None
+    return DBEntry(db, replicas, source=source)
 
 
 def meta_path_for(dbc: DBConfig) -> str:

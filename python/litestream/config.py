@@ -216,10 +216,19 @@ class ValidationConfig(_Struct):
     interval: Duration | None = None
 
 
+class ExecHook(_Struct):
+    """One entry of the list form of `exec` (the migration guide's hooks): a command run once, without a
+    shell, when replication has started. Built only by _build_exec, which has already checked it."""
+
+    cmd: list[str]
+
+
 class Config(ReplicaSettings):
     addr: str = ""
     mcp_addr: str = ""
-    exec: str = ""
+    # The reference's command line (a string: the application run as a child, see execs.py) or the
+    # migration guide's list of hooks ({cmd: [argv...]}).
+    exec: str | list[ExecHook] = ""
     socket: SocketConfig | None = None
     logging: LoggingConfig | None = None
     levels: list[LevelConfig] | None = None
@@ -402,6 +411,9 @@ def _build(node: yaml.Node, t: Any, path: str) -> Any:
             f = fields.get(key)
             if f is None:
                 raise _NodeError(knode, sub, "unknown key")
+            if info.cls is Config and key == "exec":
+                out[key] = _build_exec(vnode, sub)  # two forms, told apart by the node's shape
+                continue
             out[key] = _build(vnode, f.type, sub)
         return out
     if isinstance(info, msgspec.inspect.ListType):
@@ -447,6 +459,77 @@ def _build(node: yaml.Node, t: Any, path: str) -> Any:
         except ValueError as e:
             raise _NodeError(node, path, str(e)) from None
     raise _NodeError(node, path, f"unsupported value for {_type_name(t)}")
+
+
+_EXEC_FORMS = 'a command line ("app -flag") or a list of hooks ([{cmd: ["/path/to/cmd", "arg"]}])'
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.style is None and yaml_v2_resolve(node.value)[0] == "!!null"
+
+
+def _describe_node(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return repr(node.value)
+
+
+def _string_value(node: yaml.Node, path: str, what: str) -> str:
+    """A scalar that YAML reads as text (quoted, or plain and not a number, boolean or null). Strict on
+    purpose: `cmd: [sleep, 5]` would run fine, but `[notify, yes]` would not be what was written."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise _NodeError(node, path, f"expected {what}, got {_describe_node(node)}")
+    tag, _ = _scalar(node, path)
+    if tag != "!!str":
+        raise _NodeError(node, path, f"expected {what}, got {node.value!r} (quote it to pass it as text)")
+    return node.value
+
+
+def _build_exec(node: yaml.Node, path: str) -> Any:
+    """`exec`: the reference's string (returned as is; execs.py splits it) or the list of hooks, each
+    {cmd: [argv...]} (or cmd as one string, split with the shell-words rules of the string form and no
+    shell). Every shape problem is reported here with its key, e.g. `exec[0].cmd: ...`."""
+    import shlex
+
+    if _is_null(node):
+        return ""
+    if isinstance(node, yaml.ScalarNode):
+        return _string_value(node, path, _EXEC_FORMS)
+    if not isinstance(node, yaml.SequenceNode):
+        raise _NodeError(node, path, f"expected {_EXEC_FORMS}, got {_describe_node(node)}")
+    hooks = []
+    for i, item in enumerate(node.value):
+        sub = f"{path}[{i}]"
+        if not isinstance(item, yaml.MappingNode):
+            raise _NodeError(item, sub, f'expected a hook such as {{cmd: ["/path/to/cmd", "arg"]}}, '
+                                        f"got {_describe_node(item)}")
+        cmd_node = None
+        for knode, vnode in item.value:
+            key = knode.value if isinstance(knode, yaml.ScalarNode) else str(knode)
+            if key != "cmd":
+                raise _NodeError(knode, f"{sub}.{key}", "unknown key (a hook has only cmd)")
+            cmd_node = vnode
+        if cmd_node is None or _is_null(cmd_node):
+            raise _NodeError(item, f"{sub}.cmd", 'required: the command to run, e.g. cmd: ["/path/to/cmd", "arg"]')
+        csub = f"{sub}.cmd"
+        if isinstance(cmd_node, yaml.SequenceNode):
+            argv = [_string_value(a, f"{csub}[{j}]", "a string") for j, a in enumerate(cmd_node.value)]
+        elif isinstance(cmd_node, yaml.ScalarNode):
+            text = _string_value(cmd_node, csub, "a list of strings or a command line")
+            try:
+                argv = shlex.split(text)
+            except ValueError as e:
+                raise _NodeError(cmd_node, csub, f"cannot parse command line: {e}") from None
+        else:
+            raise _NodeError(cmd_node, csub, "expected a list of strings, got a mapping")
+        if not argv:
+            raise _NodeError(cmd_node, csub, "must be a non-empty list of strings (the program and its arguments)")
+        if not argv[0]:
+            raise _NodeError(cmd_node, f"{csub}[0]", "the program must not be empty")
+        hooks.append({"cmd": argv})
+    return hooks
 
 
 def _dec_hook(t: type, obj: Any) -> Any:
@@ -607,8 +690,53 @@ def apply_defaults(raw: Config) -> Config:
                 r.skip_verify = True
             if c.age is not None and r.age is None:
                 r.age = c.age
+    register_secrets(c)
     _validate(c)
     return c
+
+
+# Credentials in the config (on a replica, or at the top level as defaults for every replica).
+_SECRET_FIELDS = ("secret_access_key", "sse_customer_key", "account_key", "sas_token", "password",
+                  "webdav_password", "jwt", "seed", "nkey", "token")
+_URL_FIELDS = ("url", "endpoint", "webdav_url")
+
+
+def _url_password(url: str) -> list[str]:
+    """The password of scheme://user:pass@host, as written and percent-decoded."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return []
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return []
+    from urllib.parse import unquote
+
+    raw = userinfo.partition(":")[2]
+    return [raw, unquote(raw)]
+
+
+def register_secrets(c: Config) -> None:
+    """Tell the log handler every credential of the config, so that no log line (nor `Error:` message)
+    can print one, whichever code path carried it there (logs.add_secret)."""
+    from litestream import logs
+
+    holders: list[ReplicaSettings] = [c]
+    for db in c.dbs:
+        holders += ([db.replica] if db.replica is not None else []) + list(db.replicas or [])
+    for h in holders:
+        for name in _SECRET_FIELDS:
+            value = getattr(h, name, "")
+            if name == "nkey" and "/" in value:
+                continue  # a file holding the seed: a path, which the logs may show
+            logs.add_secret(value)
+        if h.sas_token:
+            m = re.search(r"(?:^|[?&])sig=([^&]+)", h.sas_token)
+            if m:
+                logs.add_secret(m.group(1))
+        for name in _URL_FIELDS:
+            for pw in _url_password(getattr(h, name, "") or ""):
+                logs.add_secret(pw)
 
 
 def config_path(path: str | None) -> str:

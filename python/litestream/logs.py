@@ -38,8 +38,17 @@ Secrets are never printed (a deliberate difference from Go):
   ``api-key``/``apikey``, ``authorization`` or ``cookie`` has its value replaced by
   ``[REDACTED]``. Identifiers and locations stay visible: ``key`` (object keys),
   ``access-key-id``, ``key-path``, ``sse-kms-key-id`` and the like are not matched;
+  The words ``nkey``, ``seed``, ``jwt``, ``sas``, ``sig`` and ``signature`` count when they are a whole
+  part of the key (``nats-nkey``, ``sas`` but not ``seeders``);
 * in string values (and the message) a URL password is masked as Go's url.Redacted does:
-  ``scheme://user:pass@host`` → ``scheme://user:xxxxx@host``.
+  ``scheme://user:pass@host`` → ``scheme://user:xxxxx@host``, and so is the value of a query parameter
+  that carries a credential (``sig``, ``signature``, ``X-Amz-Signature``, ``X-Amz-Security-Token``,
+  ``X-Goog-Signature``, ``token``, ``access_token``, ``password``, ``secret``): ``?sig=REDACTED``;
+* as a last safety net, every secret value known to the process (registered with add_secret(): the
+  config's credentials and URL passwords, see config.py, and the credential environment variables read
+  at init_log()) is replaced by ``[REDACTED]`` wherever it appears in a rendered line, whatever the
+  attribute or the message that carried it. redact_text() applies the same rules to any other text
+  meant for the user (the CLI's ``Error:`` line).
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import IO, Any, NamedTuple
 
@@ -77,6 +87,7 @@ __all__ = [
     "Duration",
     "Logger",
     "SlogHandler",
+    "add_secret",
     "configure",
     "current_level",
     "debug",
@@ -87,6 +98,7 @@ __all__ = [
     "is_secret_key",
     "level_name",
     "parse_level",
+    "redact_text",
     "redact_url",
     "trace",
     "warn",
@@ -210,10 +222,14 @@ _SECRET_WORDS = (
 )
 
 
+# Too short or too common to match inside a longer word: only as a whole part of the key.
+_SECRET_PARTS = frozenset(("nkey", "seed", "jwt", "sas", "sig", "signature"))
+
+
 def is_secret_key(key: str) -> bool:
     """Whether an attribute with this key gets its value replaced by "[REDACTED]"."""
     k = key.lower().replace("_", "-").replace(".", "-").replace(" ", "-")
-    return any(w in k for w in _SECRET_WORDS)
+    return any(w in k for w in _SECRET_WORDS) or not _SECRET_PARTS.isdisjoint(k.split("-"))
 
 
 # userinfo ends at the last "@" before the path, as in net/url; the password is what follows
@@ -221,11 +237,58 @@ def is_secret_key(key: str) -> bool:
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s@:]*):([^/?#\s]*)@")
 
 
+# Query parameters whose value is a credential (Azure SAS signatures, presigned S3/GCS URLs, tokens).
+_SECRET_QUERY = re.compile(
+    r"([?&](?:sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature|token|access_token|"
+    r"password|secret)=)[^&#\s\"'<>]+", re.IGNORECASE)
+
+
 def redact_url(s: str) -> str:
-    """Mask URL passwords in ``s`` the way Go's url.URL.Redacted() does ("xxxxx")."""
-    if "://" not in s:
-        return s
-    return _URL_USERINFO.sub(lambda m: m.group(1) + ":xxxxx@", s)
+    """Mask URL passwords in ``s`` the way Go's url.URL.Redacted() does ("xxxxx"), and the values of
+    credential query parameters ("REDACTED")."""
+    if "://" in s:
+        s = _URL_USERINFO.sub(lambda m: m.group(1) + ":xxxxx@", s)
+    if "=" in s and ("?" in s or "&" in s):
+        s = _SECRET_QUERY.sub(lambda m: m.group(1) + "REDACTED", s)
+    return s
+
+
+# Secret values known to this process, as they may appear in a rendered line: raw, and escaped the way
+# the text and JSON handlers escape a string (a password holding a quote or a backslash).
+_MIN_SECRET_LEN = 6  # shorter values would mask ordinary words; key and URL rules still apply to them
+_secrets: list[str] = []  # longest first, so that a secret containing another is masked whole
+_secrets_lock = threading.Lock()
+
+# Credentials the backends read from the environment (values, never names, are registered).
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "LITESTREAM_SECRET_ACCESS_KEY", "LITESTREAM_AZURE_ACCOUNT_KEY",
+    "LITESTREAM_AZURE_SAS_TOKEN", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_SECRET",
+    "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "NATS_PASSWORD", "NATS_TOKEN",
+)
+
+
+def add_secret(value: str | None) -> None:
+    """Never print this value: it is replaced by "[REDACTED]" in every log line and in redact_text()."""
+    if not value or len(value) < _MIN_SECRET_LEN:
+        return
+    global _secrets
+    forms = {value, go_quote(value)[1:-1], _json_string(value)[1:-1], _text_string(value).strip('"')}
+    with _secrets_lock:
+        known = set(_secrets) | {f for f in forms if len(f) >= _MIN_SECRET_LEN}
+        _secrets = sorted(known, key=len, reverse=True)  # replaced whole: readers need no lock
+
+
+def _mask_known(s: str) -> str:
+    for secret in _secrets:
+        if secret in s:
+            s = s.replace(secret, _REDACTED)
+    return s
+
+
+def redact_text(s: str) -> str:
+    """Any text for the user (an error message): URL passwords, credential query parameters and every
+    known secret value masked."""
+    return _mask_known(redact_url(s))
 
 
 def _redact(attr: Attr) -> Attr:
@@ -470,10 +533,13 @@ class SlogHandler(logging.Handler):
         msg = redact_url(record.getMessage())
         attrs = [_redact(a) for a in attrs]
         if self.type == "json":
-            return self._render_json(ns, level, msg, attrs, record)
-        if self.type == "pretty":
-            return self._render_pretty(ns, level, msg, attrs, record)
-        return self._render_text(ns, level, msg, attrs, record)
+            line = self._render_json(ns, level, msg, attrs, record)
+        elif self.type == "pretty":
+            line = self._render_pretty(ns, level, msg, attrs, record)
+        else:
+            line = self._render_text(ns, level, msg, attrs, record)
+        # Whatever carried a known secret (an SDK's message, a dict value, a traceback), it is not printed.
+        return _mask_known(line)
 
     def _source(self, record: logging.LogRecord) -> tuple[str, str, int]:
         path = record.pathname.replace(os.sep, "/")
@@ -556,6 +622,11 @@ _lock = threading.Lock()
 _clock: Callable[[], int] = time.time_ns
 _current_level = INFO
 
+# Set in the context of a command run inside a running daemon (the MCP tools, cli/capture.py): there
+# init_log()/configure() validate their arguments but keep the daemon's handler, whose "stdout"/"stderr"
+# streams are looked up at each write and so reach that command's captured output.
+keep_config: ContextVar[bool] = ContextVar("litestream_logs_keep_config", default=False)
+
 
 def _install(handler: SlogHandler) -> None:
     global _current_level
@@ -577,8 +648,11 @@ def init_log(stream: IO[str] | str = "stdout", level: str | None = "INFO", type:
     env = os.environ.get("LOG_LEVEL", "")
     if env:
         level = env
+    for name in _SECRET_ENV:
+        add_secret(os.environ.get(name))
     handler = SlogHandler(stream, type, parse_level(level), add_source, color)
-    _install(handler)
+    if not keep_config.get():
+        _install(handler)
     return handler
 
 

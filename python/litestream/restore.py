@@ -43,6 +43,10 @@ log = logging.getLogger("litestream.restore")
 # Files larger than this are decoded in segments by several threads.
 SEGMENT_BYTES = 32 << 20
 
+# progress(phase, done, total): bytes of the plan's files fetched ("fetching", remote replicas only) or
+# applied ("applying"); may be called from worker threads.
+Progress = Callable[[str, int, int], None]
+
 
 class RestoreError(Exception):
     """A restore failed; the message is for the user."""
@@ -263,14 +267,29 @@ class _Fetcher:
         header, raw, size = _read_header(path, info)
         return _Fetched(info, path, header, raw, size)
 
-    def fetch_all(self, plan: list[FileInfo]) -> list[_Fetched]:
+    def fetch_all(self, plan: list[FileInfo], progress: Progress | None = None) -> list[_Fetched]:
         # Files read in place need no download: a thread per header read only costs (10,000 L0 files
         # of a file replica spent half the restore handing futures around).
         local = self.client.local_path(plan[0].level, plan[0].min_txid, plan[0].max_txid) is not None
+        fetch = self.fetch_one
+        if progress is not None and not local:
+            total = sum(i.size for i in plan)
+            done = 0
+            lock = threading.Lock()
+            progress("fetching", 0, total)
+
+            def fetch(info: FileInfo) -> _Fetched:
+                nonlocal done
+                f = self.fetch_one(info)
+                with lock:
+                    done += info.size
+                    progress("fetching", done, total)
+                return f
+
         if self.parallelism == 1 or len(plan) == 1 or local:
-            return [self.fetch_one(i) for i in plan]
+            return [fetch(i) for i in plan]
         with ThreadPoolExecutor(max_workers=min(self.parallelism, len(plan))) as pool:
-            return list(pool.map(self.fetch_one, plan))
+            return list(pool.map(fetch, plan))
 
     def cleanup(self) -> None:
         if self.staging is not None:
@@ -307,31 +326,39 @@ class _Applier:
         self.bytes_written = 0
         self.post_apply: dict[FileInfo, int] = {}
 
-    def apply(self, f: _Fetched, pool: ThreadPoolExecutor | None) -> None:
+    def apply(self, f: _Fetched, pool: ThreadPoolExecutor | None, advance: Callable[[int], None] | None = None) -> None:
+        """Apply one file; advance(n), when given, is told of its bytes as they are done (per segment)."""
         fd = os.open(f.path, os.O_RDONLY)
         try:
             with contextlib.suppress(OSError):
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             if pool is not None and f.size > SEGMENT_BYTES:
-                self._apply_segmented(fd, f, pool)
+                self._apply_segmented(fd, f, pool, advance)
             else:
                 trailer, _, _, nbytes, out_sum = core.apply_file(fd, f.header, self.out_fd, self.commit,
                                                                  self.claimed, self.track_sum)
                 self.post_apply[f.info] = trailer[0]
                 self.bytes_written += nbytes
                 self.out_sum ^= out_sum
+                if advance is not None:
+                    advance(f.size)
         except LTXError as e:
             raise RestoreError(f"decode {_describe(f.info)}: {e}") from None
         finally:
             os.close(fd)
 
-    def _apply_segmented(self, fd: int, f: _Fetched, pool: ThreadPoolExecutor) -> None:
+    def _apply_segmented(self, fd: int, f: _Fetched, pool: ThreadPoolExecutor,
+                         advance: Callable[[int], None] | None) -> None:
         index = core.PageIndex(fd, f.size)
         target = max(4 << 20, f.size // (self.workers * 4))
         segments = index.segments(target)
         futures = [pool.submit(core.apply_segment, fd, f.header, start, end, prev, self.out_fd, self.commit,
                                self.claimed, self.track_sum) for start, end, prev in segments]
-        results = [fut.result() for fut in futures]
+        results = []
+        for (start, end, _), fut in zip(segments, futures, strict=True):
+            results.append(fut.result())
+            if advance is not None:
+                advance(end - start)
         crc = core.crc64(f.header_bytes)
         index_crc = index_len = page_sum = 0
         last_pgno = 0
@@ -350,6 +377,8 @@ class _Applier:
         trailer = core.finish_tail(fd, f.header, index.end_marker_offset, crc, index_crc, index_len, last_pgno,
                                    page_sum)
         self.post_apply[f.info] = trailer[0]
+        if advance is not None:
+            advance(f.size - sum(end - start for start, end, _ in segments))  # header, index and trailer
 
 
 def _check_sum_chain(files: list[_Fetched], sums: list) -> None:
@@ -400,15 +429,28 @@ def _create_temp(out_dir: str, output: str) -> tuple[int, str]:
     raise RestoreError(f"cannot create a temp file in {out_dir}")
 
 
+def _apply_progress(progress: Progress, total: int) -> Callable[[int], None]:
+    applied = 0
+    progress("applying", 0, total)
+
+    def advance(n: int) -> None:
+        nonlocal applied
+        applied += n
+        progress("applying", applied, total)
+
+    return advance
+
+
 def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, parallelism: int = 8,
-                  replace: Callable[[str], None] | None = None, ignore_checksums: bool = False) -> RestoreResult:
+                  replace: Callable[[str], None] | None = None, ignore_checksums: bool = False,
+                  progress: Progress | None = None) -> RestoreResult:
     """Build the database described by `plan` at `output`. `replace`, when given, is called with the output
     path just before the finished database is renamed over it (used by -force to remove stale sidecars only
     once the new database is complete, so a failed restore never destroys the old one).
 
     A database checksum that does not add up raises ChecksumMismatch, unless ignore_checksums: then the
     database is restored and the mismatch reported in the result (the caller checks its integrity). The
-    files' own CRCs are verified either way."""
+    files' own CRCs are verified either way. `progress` (see Progress) follows the fetch and apply phases."""
     mismatch: list[str] = []
 
     def sum_mismatch(e: ChecksumMismatch) -> None:
@@ -422,7 +464,7 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
     fetcher = _Fetcher(client, out_dir, parallelism)
     tmp_path = None
     try:
-        files = fetcher.fetch_all(plan)
+        files = fetcher.fetch_all(plan, progress)
         _check_chain(files)
         _trust_commit(files)
         last = files[-1].header
@@ -438,9 +480,13 @@ def restore_files(client: ReplicaClient, plan: list[FileInfo], output: str, para
             workers = min(max(1, parallelism), os.cpu_count() or 1)
             applier = _Applier(fd, last, workers, track_sum)
             pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+            advance: Callable[[int], None] | None = None
+            if progress is not None:
+                advance = _apply_progress(progress, sum(f.size for f in files))
+
             try:
                 for f in reversed(files):
-                    applier.apply(f, pool)
+                    applier.apply(f, pool, advance)
             finally:
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)

@@ -89,7 +89,17 @@ def crc64_combine(uint64_t crc1, uint64_t crc2, uint64_t len2):
 
 
 def crc64_impl():
+    """The CRC-64 implementation selected at run time: "pclmul" (carry-less multiply folding) or "slice8"."""
     return ltx_crc64_impl().decode()
+
+
+cdef extern from "lz4.h" nogil:
+    const char *LZ4_versionString()
+
+
+def lz4_version():
+    """The version of the liblz4 loaded at run time (e.g. "1.9.4"), for `version -verbose`."""
+    return LZ4_versionString().decode()
 
 
 def checksum_page(uint32_t pgno, data):

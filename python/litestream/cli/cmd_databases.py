@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from litestream.cli.common import CommandError, load_config, print_json, register_config_flags
@@ -30,9 +31,10 @@ def run(args: list[str], name: str = "databases") -> int:
         for dbc in config.dbs:
             if dbc.meta_dir is not None:
                 raise ConfigError("'meta-dir' can only be used with a directory")
-            # A path listed with several replicas (or a replicas: array) shows one row per replica.
+            # A path listed with several replicas (or a replicas: array) shows one row per replica. A `dir:`
+            # item has no path and shows as the working directory, as in the reference.
             for rc in dbc.replica_configs():
-                rows.append({"path": dbc.path, "replica": new_replica_client(rc).type})
+                rows.append({"path": dbc.path or os.getcwd(), "replica": new_replica_client(rc).type})
     except ConfigError as e:
         raise CommandError(str(e)) from None
     if opts.json:

@@ -106,11 +106,15 @@ def run(args: list[str], name: str = "replicate") -> int:
             raise CommandError(str(e)) from None
         configure_logging_from(config)
     if opts["log-level"]:
+        # As the reference: the flag beats LOG_LEVEL (set for the whole process) and the config's level,
+        # and is the level the first log line reports.
         os.environ["LOG_LEVEL"] = opts["log-level"]
+        config.logging.level = opts["log-level"]
         configure_logging_from(config)
 
+    # -exec (always the string form) replaces the config's exec, whichever form that has.
     exec_cmd = opts.exec or config.exec
-    if opts.once and exec_cmd:
+    if opts.once and isinstance(exec_cmd, str) and exec_cmd:
         raise CommandError("cannot specify -once flag with -exec")
     if opts["force-snapshot"] and not opts.once:
         raise CommandError("cannot specify -force-snapshot flag without -once")
@@ -140,6 +144,9 @@ def run(args: list[str], name: str = "replicate") -> int:
     store = Store(entries, int(config.shutdown_sync_timeout) / 1e9, int(config.shutdown_sync_interval) / 1e9,
                   background=not opts.once, policy=maintenance_policy(config))
     if opts.once:
+        if exec_cmd:
+            # The list form's hooks mark the start of the long-running replicate (execs.py).
+            logs.info("exec hooks are not run with -once", "count", len(exec_cmd))
         return _run_once(store, opts["force-snapshot"], opts["enforce-retention"])
     return _run_daemon(store, config, config_path, exec_cmd)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import stat as stat_mod
 import sys
+import threading
 import time
 
 from litestream import logs
@@ -197,7 +198,10 @@ def run(args: list[str], name: str = "restore") -> int:
 
         if not opts.txid and not opts.f and v3.should_use_v3(client, timestamp_ns):
             return _restore_v3(client, output, timestamp_ns, mode, opts.json, log)
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # Only the main thread can take SIGTERM; a restore run inside the daemon (an MCP tool) leaves the
+        # daemon's handler alone.
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
         try:
             try:
                 plan = calc_restore_plan(client, opts.txid, timestamp_ns)
@@ -206,8 +210,9 @@ def run(args: list[str], name: str = "restore") -> int:
                     logs.info("no matching backups found")
                     return 0
                 raise
-            result = restore_files(client, plan, output, opts.parallelism, remove_sidecars if replacing else None,
-                                   ignore_checksums=opts["ignore-checksums"])
+            result = _restore_with_progress(client, plan, output, opts.parallelism,
+                                            remove_sidecars if replacing else None, opts["ignore-checksums"],
+                                            opts.json)
             if result.checksum_mismatch:
                 mode = "full"  # the checksum could not vouch for the content: SQLite's own check must
             _post_restore_check(output, mode, log)
@@ -217,7 +222,8 @@ def run(args: list[str], name: str = "restore") -> int:
         except _Terminated:
             raise CommandError("restore interrupted by SIGTERM; no output was written") from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if on_main:
+                signal.signal(signal.SIGTERM, previous)
         if opts.f:
             from litestream.follow import write_txid_file
 
@@ -234,6 +240,20 @@ def run(args: list[str], name: str = "restore") -> int:
         raise CommandError(str(e)) from None
     except BackendError as e:
         raise CommandError(str(e)) from None
+
+
+def _restore_with_progress(client, plan, output: str, parallelism: int, replace, ignore_checksums: bool,
+                           as_json: bool):
+    """restore_files, with a progress line on stderr when a person watches (a terminal, not -json)."""
+    from litestream.cli import progress
+
+    line = progress.ProgressLine("restore") if progress.wanted(sys.stderr, as_json) else None
+    try:
+        return restore_files(client, plan, output, parallelism, replace, ignore_checksums=ignore_checksums,
+                             progress=line.update if line is not None else None)
+    finally:
+        if line is not None:
+            line.finish()
 
 
 def _resume_follow(client, output: str, interval_ns: int) -> int:

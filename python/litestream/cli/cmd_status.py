@@ -62,9 +62,10 @@ def run(args: list[str], name: str = "status") -> int:
             dbc.replica_configs()
         except ConfigError as e:
             raise CommandError(str(e)) from None
-        if want and dbc.path != want:
+        path = dbc.path or os.getcwd()  # a `dir:` item shows as the working directory (the reference's quirk)
+        if want and path != want:
             continue
-        rows.append(db_status(dbc.path, meta_path_for(dbc)))
+        rows.append(db_status(path, meta_path_for(dbc)))
     if opts.json:
         print_json(rows)
         return 0

@@ -64,10 +64,12 @@ def run(argv: list[str]) -> int:
     except (FlagError, HelpRequested) as e:
         return report_parse_error(e, usage, argv)
     except CommandError as e:
+        from litestream.logs import redact_text  # the log handler's secret masking, for this line too
+
         sys.stdout.flush()
-        sys.stderr.write(f"Error: {e.message}\n")
+        sys.stderr.write(f"Error: {redact_text(e.message)}\n")
         if e.hint:
-            sys.stderr.write(f"Try: {e.hint}\n")
+            sys.stderr.write(f"Try: {redact_text(e.hint)}\n")
         return 1
 
 
