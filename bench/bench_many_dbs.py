@@ -2,7 +2,8 @@
 """Thousands of databases in one process: directory replication against the reference binary.
 
     python bench/bench_many_dbs.py [--dbs 1000] [--idle 60] [--busy 60] [--rate 10] [--only ours|reference]
-                                   [--order ours,reference] [--keep] [--tmpdir DIR] [--json OUT]
+                                   [--order ours,reference] [--timeline STEP] [--no-base] [--keep]
+                                   [--tmpdir DIR] [--json OUT]
 
 --dbs small WAL-mode databases (one table, 20 rows, 4 KiB pages) in one directory, replicated with
 
@@ -24,7 +25,10 @@ implementation runs on its own fresh copy of the same databases, one after the o
 CPU is utime+stime of the replicator (all threads) from /proc/PID/stat, per phase. RSS is VmRSS at the end
 of each phase and VmHWM (the peak) from /proc/PID/status. A run with an empty watched directory (3 s)
 gives each implementation's base RSS, from which the per-database memory is (idle RSS - base) / --dbs.
-Also printed: descriptors and inotify watches the replicator holds at the end of idle.
+Also printed: descriptors and inotify watches the replicator holds at the end of idle. --timeline STEP
+prints the CPU of every STEP seconds of the idle phase: ours spends its idle minute almost entirely in one
+pass, checkpoint-interval (1m) after the initial sync, that checkpoints each database once (the reference
+checkpoints every database every minute, and stats every WAL every monitor-interval).
 
 The reference binary comes from $LITESTREAM_REF_BIN, else .cache/refbin/0.5.17/bin/litestream (tests/refbin.py
 installs it). Targets: ours <= 0.3x the reference's CPU and <= 0.75x its RSS.
@@ -258,6 +262,21 @@ def base_rss(impl: Impl, root: Path) -> int:
         r.stop()
 
 
+def idle_for(r: Replicator, seconds: float, step: float) -> None:
+    """Sleep; with --timeline STEP, print the CPU used in each STEP seconds (where an idle minute goes)."""
+    if step <= 0:
+        time.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
+    prev = r.sample().cpu_s
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(step, left))
+        cur = r.sample()
+        print(f"    {r.impl.name} t={time.monotonic() - r.t0:6.1f}s cpu +{cur.cpu_s - prev:.2f}s "
+              f"rss {cur.rss_kib / 1024:.1f} MiB", flush=True)
+        prev = cur.cpu_s
+
+
 def run_impl(impl: Impl, template: Path, root: Path, opts: argparse.Namespace) -> dict[str, Any]:
     work = root / impl.name
     work.mkdir()
@@ -274,7 +293,7 @@ def run_impl(impl: Impl, template: Path, root: Path, opts: argparse.Namespace) -
         out["startup_rss_kib"] = s0.rss_kib
         time.sleep(SETTLE_S)
         s1 = r.sample()
-        time.sleep(opts.idle)
+        idle_for(r, opts.idle, opts.timeline)
         s2 = r.sample()
         out["idle_cpu_s"] = s2.cpu_s - s1.cpu_s
         out["idle_rss_kib"] = s2.rss_kib
@@ -361,6 +380,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("ours", "reference"))
     ap.add_argument("--order", default="ours,reference")
     ap.add_argument("--no-base", action="store_true", help="skip the empty-directory runs (base RSS)")
+    ap.add_argument("--timeline", type=float, default=0.0, metavar="STEP",
+                    help="print the replicator's CPU every STEP seconds of the idle phase")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--tmpdir")
     ap.add_argument("--json")

@@ -114,6 +114,10 @@ class Daemon:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        # main() restores SIGPIPE's default for the one-shot commands (`ltx | head`); a daemon must get EPIPE
+        # instead when a peer of one of its sockets goes away (a client of the control socket or of the
+        # metrics endpoint closing early), not die. Exec children get the default back (subprocess does).
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         # Linux hands a process signal to any thread that does not block it, and CPython runs the handler
         # only in the main thread without waking it: a SIGTERM taken by a worker would leave the main
         # thread asleep. Every thread started from here on inherits the blocked mask; the main thread

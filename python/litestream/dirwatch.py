@@ -637,7 +637,8 @@ class Monitor:
         self.log.info("removed database from replication", path=path)
 
     def _drop_dir(self, path: str) -> None:
-        """A directory went away (or was renamed): everything below it is released."""
+        """A directory went away (or was renamed): everything below it is released. No checkpoint as for a
+        renamed file: each -wal moved along with its database."""
         prefix = path + os.sep
         for d in [d for d in self.dirs if d == path or d.startswith(prefix)]:
             self._rm_watch(self.dirs.pop(d))

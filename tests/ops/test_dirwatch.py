@@ -421,13 +421,23 @@ def test_watch_empty_file_gets_header_later_and_dir_removal(tmp_path: Path) -> N
         assert not (root / "rep" / "other.sqlite").exists()
 
         make_db(root / "data" / "grp" / "g2.db", ["h"])
-        assert wait_for(lambda: _replicated(root, "grp/g2.db"), 10)
+        (root / "data" / "mv" / "inner").mkdir(parents=True)
+        make_db(root / "data" / "mv" / "inner" / "m1.db", ["m"])
+        assert wait_for(lambda: _replicated(root, "grp/g2.db") and _replicated(root, "mv/inner/m1.db"), 10)
+        add_rows(root / "data" / "mv" / "inner" / "m1.db", ["m2"])  # written while we hold it open
+        assert wait_for(lambda: _restores_to(root, "mv/inner/m1.db", ["m", "m2"]), 10)
         shutil.rmtree(root / "data" / "grp")
-        for name in ("g1.db", "g2.db"):
-            assert wait_for(lambda name=name: _logged(bg, "removed database from replication",
-                                                      root / "data" / "grp" / name), 10), bg.output()
+        os.rename(root / "data" / "mv", root / "moved-away")  # out of the watched tree: its databases go too
+        for rel in ("grp/g1.db", "grp/g2.db", "mv/inner/m1.db"):
+            assert wait_for(lambda rel=rel: _logged(bg, "removed database from replication", root / "data" / rel),
+                            10), bg.output()
+        stale = l0_files(root / "rep" / "mv" / "inner" / "m1.db")
+        # Its -wal moved with it: what was written while we held it is still there.
+        add_rows(root / "moved-away" / "inner" / "m1.db", ["after the move"])
+        assert read_rows(root / "moved-away" / "inner" / "m1.db") == ["m", "m2", "after the move"]
         add_rows(late, ["later"])
         assert wait_for(lambda: _restores_to(root, "late.db", ["late", "later"]), 10)
+        assert l0_files(root / "rep" / "mv" / "inner" / "m1.db") == stale
     finally:
         bg.signal()
         rc = bg.finish(timeout=60)
@@ -469,3 +479,60 @@ def test_reference_watch_replica_restores_with_ours(tmp_path: Path) -> None:
     finally:
         bg.signal()
         bg.finish(timeout=60)
+
+
+# ------------------------------------------------------------------------------------------ resource limits
+
+def test_limits_warn_once_when_inotify_watches_are_too_few() -> None:
+    """The kernel's limit is a sysctl shared by the machine: the check runs against a lowered copy of it."""
+    import io
+
+    from litestream import logs
+
+    buf = io.StringIO()
+    logs.init_log(buf, "INFO", "text", False)
+    try:
+        limits = dirwatch.Limits()
+        assert limits.max_watches == int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
+        limits.check(dbs=10, dir_watches=1)
+        assert buf.getvalue() == ""
+        limits.max_watches = 8
+        limits.check(dbs=10, dir_watches=1)
+        limits.check(dbs=20, dir_watches=1)  # said once
+    finally:
+        logs.init_log("stdout", "INFO", "text", False)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 1
+    assert 'level=WARN msg="inotify watch limit too low for the number of databases;' in lines[0]
+    assert "databases=10 needed=11 limit=8" in lines[0]
+    assert "fs.inotify.max_user_watches" in lines[0]
+
+
+def test_replicate_warns_when_the_open_file_limit_is_too_low(tmp_path: Path) -> None:
+    """A hard limit replicate cannot raise: each database needs several descriptors; the warning names the
+    limit, and the databases that fit still replicate."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "data").mkdir()
+    for i in range(30):
+        make_db(tmp_path / "data" / f"d{i:02d}.db")
+    _watch_config(tmp_path, recursive=False)
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    out = tmp_path / "out.log"
+    with open(out, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "litestream", "replicate", "-config", "w.yml"], cwd=tmp_path,
+                                stdout=fh, stderr=subprocess.STDOUT, preexec_fn=low_limit)
+    try:
+        assert wait_for(lambda: "open file limit too low" in out.read_text(), 20), out.read_text()
+        assert wait_for(lambda: all(_replicated(tmp_path, f"d{i:02d}.db") for i in range(30)), 20), out.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    line = log_line(out.read_text(), "open file limit too low for the number of databases")
+    assert line is not None and "databases=30" in line and "limit=256" in line

@@ -20,6 +20,13 @@ COMMANDS: dict[str, str] = {
     "databases": "litestream.cli.cmd_databases",
     "status": "litestream.cli.cmd_status",
     "reset": "litestream.cli.cmd_reset",
+    "info": "litestream.cli.cmd_info",
+    "list": "litestream.cli.cmd_list",
+    "start": "litestream.cli.cmd_start",
+    "stop": "litestream.cli.cmd_stop",
+    "sync": "litestream.cli.cmd_sync",
+    "register": "litestream.cli.cmd_register",
+    "unregister": "litestream.cli.cmd_unregister",
 }
 
 
