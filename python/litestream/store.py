@@ -25,6 +25,7 @@ from litestream.watch import Watcher
 
 log = logs.get_logger("store").with_attrs(system="store")
 IDLE_TRIM_S = 10.0
+RELEASE_DELAY_S = 5.0  # freed memory goes back to the OS this long after the first trim
 RECHECK_S = 0.1  # how often a busy WAL is checked against the checkpoint threshold between syncs
 INDEX_RECHECK_S = 0.0005  # first re-look at a commit not yet published in the WAL index (doubles)
 
@@ -37,6 +38,7 @@ class DBEntry:
     pending: Timer | None = None
     checkpoint_timer: Timer | None = None
     trim_timer: Timer | None = None
+    last_change: float = -1e9  # monotonic time of the last sync that found new frames
     errors: int = 0
     reported_auth_error: str | None = None  # the credential error last logged at ERROR (said once)
     ready: bool = False
@@ -93,6 +95,8 @@ class Store:
         # add/remove come from the control socket and the directory watcher while jobs run; readers take
         # a snapshot of the list (list(self.entries)) instead of holding the lock.
         self._lock = threading.RLock()
+        self._release_lock = threading.Lock()
+        self._release_pending = False
         self._by_path: dict[str, DBEntry] = {e.db.path: e for e in entries}
         self.uploaded = threading.Condition()  # notified after every replica upload (sync -wait)
 
@@ -107,9 +111,16 @@ class Store:
             self.maintenance = Maintenance(self.scheduler, self.entries, self.policy, self.closing)
         for e in list(self.entries):
             self._wire(e)
-            self._init(e)
         if self.maintenance is not None and self.background:
-            self.maintenance.start()
+            self.maintenance.start()  # first, so each database gets its first runs as it becomes ready
+        for e in list(self.entries):
+            if self.background:
+                # In the workers, not here: opening a database asks its replicas for their position, and a
+                # slow or unreachable server (the SDK retries one call for over a minute) must neither hold
+                # the others back nor keep replicate from answering a signal.
+                self._retry_init(e)
+            else:
+                self._init(e)
 
     def _wire(self, e: DBEntry) -> None:
         for r in e.replicas:
@@ -380,14 +391,19 @@ class Store:
             e.behind = 0
         if not armed and e.db.settings.monitor_interval_s > 0:
             e.pending = self.scheduler.call_later(e.db.settings.monitor_interval_s, lambda: self._trigger_sync(e))
+        now = time.monotonic()
+        busy = bool(results) and now - e.last_change < IDLE_TRIM_S
+        if results:
+            e.last_change = now
         if e.db.has_idle_connections():
             # Drop the connections a busy period kept once the database has been quiet for a while, or at
-            # once after a sync with nothing new (the checkpoint-interval checkpoint of a quiet database:
-            # with many databases, keeping them all for IDLE_TRIM_S would add up).
+            # once after a sync that is not part of a busy period: nothing new (the checkpoint-interval
+            # checkpoint of a quiet database), or the first change in a while (the initial sync at start, a
+            # database written now and then). With many databases, keeping them all for IDLE_TRIM_S adds up.
             if e.trim_timer is not None:
                 e.trim_timer.cancel()
                 e.trim_timer = None
-            if results:
+            if busy:
                 e.trim_timer = self.scheduler.call_later(IDLE_TRIM_S, lambda: self._trim(e))
             else:
                 self._trim(e)
@@ -399,9 +415,19 @@ class Store:
 
     def _trim(self, e: DBEntry) -> None:
         e.db.trim()
-        # Freed connection memory stays in the allocator's arenas; one release for all databases quieting
-        # down together (triggers coalesce).
-        self.scheduler.trigger(("release-memory",), release_free_memory)
+        # Freed connection memory stays in the allocator's arenas. malloc_trim walks every arena, so with
+        # many databases quieting down one after another it runs at most once per RELEASE_DELAY_S, for
+        # all of them.
+        with self._release_lock:
+            if self._release_pending:
+                return
+            self._release_pending = True
+        self.scheduler.call_later(RELEASE_DELAY_S, self._release_memory)
+
+    def _release_memory(self) -> None:
+        with self._release_lock:
+            self._release_pending = False
+        release_free_memory()
 
     # ---------------------------------------------------------------------------------------- upload
 
@@ -451,6 +477,10 @@ class Store:
     def close(self) -> None:
         """Final sync of every database and a final upload retried until shutdown-sync-timeout."""
         self.closing.set()
+        # Past shutdown-sync-timeout (or at a second Ctrl+C) the SDKs stop retrying, so a call stuck in
+        # their back-off against an unreachable server cannot hold the shutdown for minutes.
+        threading.Thread(target=self._give_up_at_deadline, name="litestream-shutdown-deadline",
+                         daemon=True).start()
         if self.watcher is not None:
             self.watcher.close()
         if self.scheduler is not None:
@@ -465,6 +495,14 @@ class Store:
             e.db.close(final_sync=False)
         if self.scheduler is not None:
             self.scheduler.stop()
+
+    def _give_up_at_deadline(self) -> None:
+        self.abort_shutdown.wait(self.shutdown_sync_timeout_s)
+        for e in list(self.entries):
+            for r in e.replicas:
+                stop = getattr(r.client, "stop_retrying", None)
+                if stop is not None:
+                    stop()
 
     def _final_upload(self, e: DBEntry, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

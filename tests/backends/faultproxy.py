@@ -27,6 +27,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
+        self.only: str | None = None  # set: every request gets this fault (a server that is down)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,6 +53,9 @@ class FaultProxy:
 
     def pick(self) -> str | None:
         with self.lock:
+            if self.only is not None:
+                self.injected[self.only] += 1
+                return self.only
             if self.rate <= 0 or self.rnd.random() >= self.rate:
                 return None
             fault = self.rnd.choice(FAULTS)

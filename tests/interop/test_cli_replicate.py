@@ -732,3 +732,21 @@ def test_bad_config_is_one_error_line(tmp_path: Path, command: tuple[str, ...], 
     if case == "missing":
         assert lines[0] == f"Error: config file not found: {cfg}"
         assert run_ref(*args, cwd=tmp_path).stderr == proc.stderr
+
+
+def test_file_url_percent_escapes_stay_as_written(tmp_path: Path) -> None:
+    """file:///…/a%20b names a directory `a%20b` for the reference, not `a b`: both tools write to the
+    same place, and each restores what the other wrote there."""
+    for tool, run in (("ours", run_ours), ("ref", run_ref)):
+        work = tmp_path / tool
+        work.mkdir()
+        db = make_db(work / "app.db", [tool])
+        url = f"file://{work}/a%20b"
+        p = run("replicate", "-once", str(db), url, cwd=work)
+        assert p.returncode == 0, p.stderr
+        assert l0_files(work / "a%20b") and not (work / "a b").exists()
+        other = run_ref if tool == "ours" else run_ours
+        out = work / "restored.db"
+        p = other("restore", "-o", str(out), url, cwd=work)
+        assert p.returncode == 0, p.stderr
+        assert read_rows(out) == [tool]

@@ -215,8 +215,7 @@ def refuser():
 
 def backend_env(work: Path, backend: str, http_port: int) -> dict[str, str]:
     # No real credentials of this machine may take part (nor be printed): HOME and the SDKs' variables.
-    # (Not AWS_PROFILE="": botocore then looks for a profile named "" and fails.)
-    env = {"HOME": str(work), "LOG_LEVEL": "", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+    env = {"HOME": str(work), "LOG_LEVEL": "", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "",
            "AWS_CONFIG_FILE": str(work / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(work / "none"),
            "GOOGLE_APPLICATION_CREDENTIALS": "", "STORAGE_EMULATOR_HOST": ""}
     if backend == "gs":

@@ -380,18 +380,24 @@ def test_region_lookup_uses_get_bucket_location():
     assert answer("EU") == "eu-west-1"
 
 
-def test_credentials_default_chain(tmp_path, monkeypatch):
-    """No keys in the config: the SDK's chain, environment first, then ~/.aws/credentials as `aws configure`
-    writes it (and a named profile). Instance metadata is off so nothing leaves the machine."""
-    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+def aws_home(home, monkeypatch) -> None:
+    """No AWS settings of this machine; ~/.aws/credentials as `aws configure` writes it, with a second
+    profile. Instance metadata is off so nothing leaves the machine."""
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
               "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / ".aws").mkdir()
-    (tmp_path / ".aws" / "credentials").write_text(
+    monkeypatch.setenv("HOME", str(home))
+    (home / ".aws").mkdir()
+    (home / ".aws" / "credentials").write_text(
         "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = FILESECRET\n\n"
         "[other]\naws_access_key_id = OTHERKEY\naws_secret_access_key = OTHERSECRET\n")
+
+
+def test_credentials_default_chain(tmp_path, monkeypatch):
+    """No keys in the config: the SDK's chain, environment first, then ~/.aws/credentials as `aws configure`
+    writes it (and a named profile). Instance metadata is off so nothing leaves the machine."""
+    aws_home(tmp_path, monkeypatch)
     c = S3ReplicaClient(s3(bucket="b"))
     assert c._session().get_credentials().access_key == "FILEKEY"
     monkeypatch.setenv("AWS_PROFILE", "other")
@@ -402,6 +408,21 @@ def test_credentials_default_chain(tmp_path, monkeypatch):
     assert c._session().get_credentials().access_key == "ENVKEY"
     c = S3ReplicaClient(s3(bucket="b", access_key_id="CFGKEY", secret_access_key="CFGSECRET"))
     assert c._session().get_credentials().access_key == "CFGKEY"
+
+
+def test_empty_aws_profile_is_unset_and_a_missing_one_is_one_line(tmp_path, monkeypatch):
+    """AWS_PROFILE="" means no profile (as the Go SDK reads it), not a profile named ""; a profile that does
+    not exist is a BackendError naming it (the replica retries; no botocore traceback)."""
+    aws_home(tmp_path, monkeypatch)
+    monkeypatch.setenv("AWS_PROFILE", "")
+    c = S3ReplicaClient(s3(bucket="b", region="us-east-1"))
+    assert c._session().get_credentials().access_key == "FILEKEY"
+    assert c._s3() is not None
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    c = S3ReplicaClient(s3(bucket="b", region="us-east-1"))
+    with pytest.raises(BackendError) as ei:
+        c._s3()
+    assert str(ei.value) == "s3: create client for s3://b/: The config profile (nope) could not be found"
 
 
 def test_litestream_env_credentials_are_copied_by_the_cli(monkeypatch):

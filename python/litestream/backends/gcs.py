@@ -141,6 +141,7 @@ class GCSReplicaClient(BlobStoreClient):
         self._client: Any = None
         self._bucket: Any = None
         self._retry: Any = None
+        self._give_up = threading.Event()
 
     def __repr__(self) -> str:
         return f"GCSReplicaClient(bucket={self.bucket_name!r}, path={self.path!r})"
@@ -169,7 +170,13 @@ class GCSReplicaClient(BlobStoreClient):
             self._client, self._bucket = client, client.bucket(self.bucket_name)
             # The SDK's policy (exponential back-off for 408/429/5xx and connection errors), also
             # for uploads: an LTX file's name fixes its content, so writing it again is harmless.
-            self._retry = DEFAULT_RETRY
+            # Shutdown past shutdown-sync-timeout stops it (stop_retrying): its deadline is two minutes.
+            should_retry = DEFAULT_RETRY._predicate
+            self._retry = DEFAULT_RETRY.with_predicate(lambda exc: not self._give_up.is_set() and should_retry(exc))
+
+    def stop_retrying(self) -> None:
+        """From now on every call is one attempt (the store is shutting down past its deadline)."""
+        self._give_up.set()
 
     @property
     def _timeout(self) -> tuple[float, float]:

@@ -444,6 +444,7 @@ class S3ReplicaClient(sc.KeyStoreClient):
         self._lock = threading.Lock()
         self._client: Any = None
         self._region = ""
+        self._give_up = threading.Event()
 
     def __repr__(self) -> str:
         s = self.settings
@@ -485,6 +486,13 @@ class S3ReplicaClient(sc.KeyStoreClient):
                                          aws_secret_access_key=s.secret_access_key)
         # The default chain: environment, ~/.aws/credentials and config (profile), container and
         # instance metadata, web identity.
+        if os.environ.get("AWS_PROFILE") == "":
+            # An empty AWS_PROFILE (`AWS_PROFILE= litestream ...`, a blank line of an env file) is unset for
+            # the Go SDK the reference uses; botocore would look for a profile named "".
+            import botocore.session
+
+            bs = botocore.session.Session(session_vars={"profile": (None, ["AWS_DEFAULT_PROFILE"], None, None)})
+            return boto3.session.Session(botocore_session=bs)
         return boto3.session.Session()
 
     def _config(self, region: str, pool: int):
@@ -501,6 +509,10 @@ class S3ReplicaClient(sc.KeyStoreClient):
                           "payload_signing_enabled": s.sign_payload, "use_arn_region": True}, **kw)
 
     def _make_client(self) -> Any:
+        with self._errors("create client for", None):  # a missing profile, a bad config file: one line
+            return self._build_client()
+
+    def _build_client(self) -> Any:
         s = self.settings
         session = self._session()
         region = s.region
@@ -513,6 +525,7 @@ class S3ReplicaClient(sc.KeyStoreClient):
         client = session.client("s3", endpoint_url=self._endpoint_url(), config=self._config(region, pool),
                                 verify=False if s.skip_verify else None)
         events = client.meta.events
+        events.register_first("needs-retry.s3", self._no_retry_after_give_up)
         events.register_first("needs-retry.s3", _retry_too_many_requests)
         if s.require_content_md5:
             events.register("before-sign.s3.DeleteObjects", _add_content_md5)
@@ -527,6 +540,23 @@ class S3ReplicaClient(sc.KeyStoreClient):
         log.debug("s3 client", bucket=s.bucket, endpoint=s.endpoint, region=region,
                   path_style=s.force_path_style)
         return client
+
+    def stop_retrying(self) -> None:
+        """From now on every request is one attempt (the store is shutting down past its deadline)."""
+        self._give_up.set()
+
+    def _no_retry_after_give_up(self, response=None, caught_exception=None, operation=None, **_kw) -> None:
+        """A needs-retry hook: after stop_retrying, what botocore would retry (a connection error, a 5xx or
+        429) fails at once instead; returning None never stops a retry, so this raises."""
+        if not self._give_up.is_set():
+            return
+        op = getattr(operation, "name", "request")
+        if caught_exception is not None:
+            raise BackendError(f"s3: {op} s3://{self.settings.bucket}/: {error_line(caught_exception)} "
+                               f"(not retried: shutting down)")
+        status = getattr(response[0], "status_code", 0) if response else 0
+        if status >= 500 or status == 429:
+            raise BackendError(f"s3: {op} s3://{self.settings.bucket}/: HTTP {status} (not retried: shutting down)")
 
     def _find_region(self, session) -> str:
         """GetBucketLocation from us-east-1 (empty answer: us-east-1), as the reference does when neither

@@ -68,9 +68,10 @@ def parse_replica_url(s: str) -> ReplicaURL:
         raise ValueError(f"replica url scheme required: {s}")
     query = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
     if scheme == "file":
-        # Like the reference, the host is just the first path segment: file://a/b is /a/b.
+        # Like the reference, the host is just the first path segment: file://a/b is /a/b, and %XX stays
+        # as written (file:///data/a%20b replicates to a directory named `a%20b`, as the reference does).
         rest = s.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
-        return ReplicaURL(scheme, "", _go_clean("/" + unquote(rest).lstrip("/")))
+        return ReplicaURL(scheme, "", _go_clean("/" + rest.lstrip("/")))
     # TrimPrefix(path.Clean(u.Path), "/"): "" for "s3://bucket/", "." for "s3://bucket".
     path = _go_clean(unquote(u.path)).removeprefix("/")
     host = u.hostname or ""

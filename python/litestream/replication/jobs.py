@@ -35,6 +35,7 @@ from litestream.scheduler import HEAVY_POOL, Scheduler
 log = logs.get_logger("store")
 
 L0_RETENTION = "l0-retention"
+LOCAL_PRUNE = "local-l0-prune"  # a memo key of prune_local
 RETRY_MAX_S = 60.0  # a failed task is taken again after 1 s, 2 s, ... at most this, whatever its interval
 _FAILURES = (BackendError, OSError, LTXError, SyncError)
 
@@ -115,7 +116,9 @@ class Maintenance:
     def _tick_l0(self) -> None:
         if self.closing.is_set():
             return
-        self.mark_due(L0_RETENTION)
+        # Every check interval (15 s) for every database: those whose replicas and local L0 files have not
+        # changed since their last pass found nothing and can find nothing yet, so they get no job at all.
+        self.mark_due(L0_RETENTION, [e for e in self.entries if not self._l0_quiet(e)])
         self.scheduler.call_later(self.policy.l0_retention_check_interval_ns / 1e9, self._tick_l0)
 
     def mark_due(self, task: int | str, entries: list | None = None) -> None:
@@ -340,26 +343,44 @@ class Maintenance:
             self._set_quiet(e, r, L0_RETENTION, wake)
         self.prune_local(e)
 
+    def _local_state(self, e) -> tuple:
+        return (tuple(r.pos for r in e.replicas), e.db.txid)
+
+    def _l0_quiet(self, e) -> bool:
+        """Neither a replica's L0 retention nor the local prune can find anything before its memo expires."""
+        if not all(self._is_quiet(e, r, L0_RETENTION) for r in e.replicas):
+            return False
+        memo = self._quiet.get((id(e), 0, LOCAL_PRUNE))
+        return memo is not None and memo[0] == self._local_state(e) and self.now_ns() < memo[1]
+
     def prune_local(self, e) -> None:
         """Local L0 files go once every replica has them and l0-retention has passed; the newest stays (it is
         where replication resumes after a restart)."""
         positions = [r.pos for r in e.replicas]
         if not positions or any(p is None for p in positions):
             return
+        key = (id(e), 0, LOCAL_PRUNE)
+        state, now = self._local_state(e), self.now_ns()
+        memo = self._quiet.get(key)
+        if memo is not None and memo[0] == state and now < memo[1]:
+            return  # nothing moved and no file has aged enough since the last listing
         upto = min(positions)
-        threshold = self.now_ns() - self.policy.l0_retention_ns
+        threshold = now - self.policy.l0_retention_ns
         meta = e.db.meta
-        txids = meta.l0_txids()
-        for t in txids[:-1]:
+        wake = NEVER  # until the state changes: every file left is the newest or not on every replica yet
+        for t in meta.l0_txids()[:-1]:
             if t > upto:
                 break
             path = meta.l0_path(t)
             try:
-                if os.stat(path).st_mtime_ns > threshold:
+                mtime = os.stat(path).st_mtime_ns
+                if mtime > threshold:
+                    wake = mtime + self.policy.l0_retention_ns
                     break
                 os.remove(path)
             except FileNotFoundError:
                 continue
+        self._quiet[key] = (state, wake)
 
     def _deleter(self, r) -> Deleter:
         return Deleter(r.client, self.policy.retention_enabled)
