@@ -115,6 +115,16 @@ class _Redactor:
         return self._SIG.sub(r"\1REDACTED", msg)
 
 
+def _retry_policy(blob: Any, give_up: threading.Event) -> Any:
+    """The SDK's exponential retry (5 retries from 1 s), which stops retrying once give_up is set."""
+
+    class Retry(blob.ExponentialRetry):
+        def increment(self, settings, request, response=None, error=None) -> bool:
+            return not give_up.is_set() and super().increment(settings, request, response, error)
+
+    return Retry(initial_backoff=1, increment_base=2, retry_total=5, random_jitter_range=1)
+
+
 class _DownloadReader(io.RawIOBase):
     """A StorageStreamDownloader as a forward-only stream: the SDK fetches one chunk per request (the
     first one already in download_blob, so a missing blob fails at open) and pins the blob's ETag for
@@ -161,6 +171,7 @@ class ABSReplicaClient(BlobStoreClient):
         self.account_name, self.endpoint, self.timeout_s = account_name, endpoint, timeout_s
         self._account_key, self._sas_token = account_key, sas_token
         self._lock = threading.Lock()
+        self._give_up = threading.Event()
         self._service: Any = None
         self._cc: Any = None
         self._closers: list[Any] = []  # the service client, and DefaultAzureCredential's own sessions
@@ -225,8 +236,7 @@ class ABSReplicaClient(BlobStoreClient):
                                               connection_timeout=self.timeout_s, read_timeout=self.timeout_s)
                 service = blob.BlobServiceClient(
                     endpoint, credential=credential, transport=transport,
-                    retry_policy=blob.ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=5,
-                                                       random_jitter_range=1),
+                    retry_policy=_retry_policy(blob, self._give_up),
                     max_single_put_size=SINGLE_PUT_SIZE, max_block_size=BLOCK_SIZE,
                     max_single_get_size=GET_CHUNK_SIZE, max_chunk_get_size=GET_CHUNK_SIZE,
                     user_agent="litestream")
@@ -234,6 +244,10 @@ class ABSReplicaClient(BlobStoreClient):
                 raise BackendError(f"abs: cannot create azure blob client: {self._line(e)}") from None
             self._service, self._cc = service, service.get_container_client(self.container)
             self._closers = [service] + ([credential] if hasattr(credential, "close") else [])
+
+    def stop_retrying(self) -> None:
+        """From now on every request is one attempt (the store is shutting down past its deadline)."""
+        self._give_up.set()
 
     def _line(self, e: Any, limit: int = 300) -> str:
         return one_line(self._redact(str(e)), limit)
