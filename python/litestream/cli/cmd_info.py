@@ -6,8 +6,7 @@ from __future__ import annotations
 import sys
 
 from litestream.cli import control_client as cc
-from litestream.cli.common import CommandError, print_json
-from litestream.cli.goflag import FlagSet
+from litestream.cli.common import print_json
 from litestream.cli.usage import USAGE
 from litestream.gofmt import format_duration
 from litestream.server.gojson import INT, INT64, STRING, TIME, Struct, format_time
@@ -21,12 +20,10 @@ def usage() -> None:
 
 
 def run(args: list[str], name: str = "info") -> int:
-    fs = FlagSet("litestream-info", usage)
-    cc.register_socket_flags(fs, 10)
+    fs = cc.flag_set("info", usage, 10)
     fs.bool("json", False, "output raw JSON")
     opts = fs.parse(args)
-    if opts.args:
-        raise CommandError("too many arguments")
+    cc.no_args(opts)
     cc.check_timeout(opts.timeout)
     r, _ = cc.call(opts, "info", "GET", "info", None, INFO_RESPONSE)
     if opts.json:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 
 from litestream.cli import control_client as cc
-from litestream.cli.common import CommandError, print_json
-from litestream.cli.goflag import FlagSet
+from litestream.cli.common import print_json
 from litestream.cli.usage import USAGE
 from litestream.server.gojson import STRING, TIME_PTR, Slice, Struct, format_time
 
@@ -19,12 +18,10 @@ def usage() -> None:
 
 
 def run(args: list[str], name: str = "list") -> int:
-    fs = FlagSet("litestream-list", usage)
-    cc.register_socket_flags(fs, 10)
+    fs = cc.flag_set("list", usage, 10)
     fs.bool("json", False, "output raw JSON")
     opts = fs.parse(args)
-    if opts.args:
-        raise CommandError("too many arguments")
+    cc.no_args(opts)
     cc.check_timeout(opts.timeout)
     result, _ = cc.call(opts, "list", "GET", "list", None, LIST_RESPONSE)
     dbs = result["databases"]

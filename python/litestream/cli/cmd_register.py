@@ -7,7 +7,6 @@ import sys
 
 from litestream.cli import control_client as cc
 from litestream.cli.common import CommandError, print_json
-from litestream.cli.goflag import FlagSet
 from litestream.cli.usage import USAGE
 from litestream.server.gojson import STRING, Struct
 
@@ -20,8 +19,7 @@ def usage() -> None:
 
 
 def run(args: list[str], name: str = "register") -> int:
-    fs = FlagSet("litestream-register", usage)
-    cc.register_socket_flags(fs, 30)
+    fs = cc.flag_set("register", usage, 30)
     fs.string("replica", "", "replica URL (e.g., s3://bucket/prefix, file:///backup/path)")
     fs.bool("json", False, "output raw JSON")
     opts = fs.parse(args)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 
 from litestream.cli import control_client as cc
-from litestream.cli.common import print_json
-from litestream.cli.goflag import FlagSet
 from litestream.cli.usage import USAGE
 
 
@@ -16,8 +14,7 @@ def usage() -> None:
 
 
 def run_start_stop(args: list[str], command: str, usage_fn, response, state: str) -> int:
-    fs = FlagSet(f"litestream-{command}", usage_fn)
-    cc.register_socket_flags(fs, 30)
+    fs = cc.flag_set(command, usage_fn, 30)
     fs.bool("json", False, "output raw JSON")
     opts = fs.parse(args)
     path = cc.one_path(opts, f"litestream {command} /path/to/db")
@@ -26,11 +23,7 @@ def run_start_stop(args: list[str], command: str, usage_fn, response, state: str
     result, _ = cc.call(opts, command, "POST", command, payload, response)
     out = {"status": result["status"], "db_path": result["path"], "state": state, "txid": result["txid"],
            "socket": opts.socket}
-    if opts.json:
-        print_json(out)
-        return 0
-    sys.stdout.write("".join(f"{k}: {v}\n" for k, v in out.items()))
-    return 0
+    return cc.print_fields(out, opts.json)
 
 
 def run(args: list[str], name: str = "start") -> int:

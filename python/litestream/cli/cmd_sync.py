@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 
 from litestream.cli import control_client as cc
-from litestream.cli.common import print_json
-from litestream.cli.goflag import FlagSet
 from litestream.cli.usage import USAGE
 from litestream.server.gojson import STRING, UINT64, Struct
 
@@ -20,8 +18,7 @@ def usage() -> None:
 
 
 def run(args: list[str], name: str = "sync") -> int:
-    fs = FlagSet("litestream-sync", usage)
-    cc.register_socket_flags(fs, 30)
+    fs = cc.flag_set("sync", usage, 30)
     fs.bool("wait", False, "block until sync completes")
     fs.bool("json", False, "output raw JSON")
     opts = fs.parse(args)
@@ -33,8 +30,4 @@ def run(args: list[str], name: str = "sync") -> int:
     if opts.wait:
         out["replica_txid"] = result["replicated_txid"]
     out["duration_ms"] = duration_ms
-    if opts.json:
-        print_json(out)
-        return 0
-    sys.stdout.write("".join(f"{k}: {v}\n" for k, v in out.items()))
-    return 0
+    return cc.print_fields(out, opts.json)

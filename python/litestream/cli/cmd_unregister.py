@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 
 from litestream.cli import control_client as cc
-from litestream.cli.common import print_json
-from litestream.cli.goflag import FlagSet
 from litestream.cli.usage import USAGE
 from litestream.server.gojson import STRING, UINT64, Struct
 
@@ -20,8 +18,7 @@ def usage() -> None:
 
 
 def run(args: list[str], name: str = "unregister") -> int:
-    fs = FlagSet("litestream-unregister", usage)
-    cc.register_socket_flags(fs, 30)
+    fs = cc.flag_set("unregister", usage, 30)
     fs.bool("dry-run", False, "print what would be unregistered without changing the daemon")
     fs.bool("json", False, "output raw JSON")
     opts = fs.parse(args)
@@ -41,8 +38,4 @@ def run(args: list[str], name: str = "unregister") -> int:
                         UNREGISTER_RESPONSE)
     out = {"status": result["status"], "db_path": result["path"], "final_txid": result["txid"],
            "socket": opts.socket}
-    if opts.json:
-        print_json(out)
-        return 0
-    sys.stdout.write("".join(f"{k}: {v}\n" for k, v in out.items()))
-    return 0
+    return cc.print_fields(out, opts.json)

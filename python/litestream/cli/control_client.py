@@ -9,11 +9,12 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from litestream.cli.common import CommandError
+from litestream.cli.common import CommandError, print_json
 from litestream.cli.goflag import FlagSet
 from litestream.gofmt import go_json_dumps, go_quote
 from litestream.server import gojson
@@ -26,9 +27,26 @@ START_RESPONSE = Struct("litestream.StartResponse", {"status": STRING, "path": S
 STOP_RESPONSE = Struct("litestream.StopResponse", {"status": STRING, "path": STRING, "txid": UINT64})
 
 
-def register_socket_flags(fs: FlagSet, timeout_default: int) -> None:
+def flag_set(command: str, usage, timeout_default: int) -> FlagSet:
+    """The flags every socket command has (-timeout, -socket); the command adds its own."""
+    fs = FlagSet(f"litestream-{command}", usage)
     fs.int("timeout", timeout_default, "timeout in seconds")
     fs.string("socket", DEFAULT_SOCKET, "control socket path")
+    return fs
+
+
+def no_args(opts) -> None:
+    if opts.args:
+        raise CommandError("too many arguments")
+
+
+def print_fields(out: dict[str, Any], as_json: bool) -> int:
+    """A command's confirmation: the fields as JSON, or one `key: value` line each."""
+    if as_json:
+        print_json(out)
+    else:
+        sys.stdout.write("".join(f"{k}: {v}\n" for k, v in out.items()))
+    return 0
 
 
 def one_path(opts, hint: str) -> str:

@@ -15,7 +15,6 @@ Idle costs nothing: one thread blocked in accept(); each connection gets a daemo
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import socket
 import socketserver
@@ -32,6 +31,7 @@ from litestream.config import ConfigError, expand_path
 from litestream.gofmt import format_rfc3339_nano, go_json_dumps
 from litestream.server import gojson
 from litestream.server.gojson import BOOL, INT, STRING, GoJSONError, Struct
+from litestream.server.listener import Listening
 
 log = logs.get_logger("control").with_attrs(system="server")
 
@@ -514,40 +514,18 @@ def listen(path: str, perms: int) -> socket.socket:
     return sock
 
 
-class ControlService:
+class ControlService(Listening):
     def __init__(self, daemon, path: str, perms: int) -> None:
-        from litestream.server.metrics import start_thread_without_signals
-
         self.path = path
         self.sock = listen(path, perms)
         self.ino = os.stat(path).st_ino
         self.handlers = Handlers(daemon)  # its start time: the socket is ready (the reference's startedAt)
         self.server = _Server(self.sock, self.handlers)
         log.info("control socket listening", path=path)
-        self.thread = threading.Thread(target=self._accept_loop, name="litestream-control", daemon=True)
-        start_thread_without_signals(self.thread)
-
-    def _accept_loop(self) -> None:
-        # Blocks in accept() (serve_forever would wake every poll interval); close() shuts the socket down.
-        while True:
-            try:
-                conn, peer = self.sock.accept()
-            except OSError as e:
-                if e.errno in (errno.EINTR, errno.ECONNABORTED, errno.EMFILE, errno.ENFILE):
-                    if e.errno in (errno.EMFILE, errno.ENFILE):
-                        time.sleep(0.1)  # out of descriptors: let some close
-                    continue
-                return
-            try:
-                self.server.process_request(conn, peer)
-            except Exception:
-                self.server.shutdown_request(conn)
+        self.serve(self.sock, self.server, "litestream-control")
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.thread.join(timeout=5)
+        super().close()
         # Go's listener removes its socket file on close; only ours (another process may have taken the path).
         with contextlib.suppress(OSError):
             if os.stat(self.path).st_ino == self.ino:

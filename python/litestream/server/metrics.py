@@ -55,8 +55,9 @@ from prometheus_client.metrics_core import Metric
 
 from litestream import logs
 from litestream.backends import opstats
-from litestream.daemon import ServiceError, start_thread_without_signals
+from litestream.daemon import ServiceError
 from litestream.gofmt import format_float, go_quote
+from litestream.server.listener import Listening
 
 STALL_INTERVALS = 10  # replica_stalled: no upload for this many sync intervals while data waits
 HEALTH_FAILING_S = 60.0  # /healthz: a database's local syncs failing for this long is unhealthy
@@ -415,36 +416,17 @@ class _Server(ThreadingHTTPServer):
         self.registry.register(self.scrapes)
 
 
-class MetricsService:
+class MetricsService(Listening):
     def __init__(self, daemon, addr: str) -> None:
         host, port = split_host_port(addr)
         self.sock = _listen(addr, host, port)
         self.server = _Server(self.sock, daemon)
         self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept_loop, name="litestream-metrics", daemon=True)
-        start_thread_without_signals(self.thread)
+        self.serve(self.sock, self.server, "litestream-metrics")
         # As the reference: an empty host is shown as localhost (port 0: the one the system chose).
         shown = _join_host_port(host or "localhost", self.port if port == 0 else port)
         logs.info("serving metrics on", "url", f"http://{shown}/metrics")
 
-    def _accept_loop(self) -> None:
-        # Blocks in accept() (socketserver's serve_forever would wake every poll interval); close() ends
-        # it by shutting the socket down. Each connection gets a daemon thread (ThreadingMixIn).
-        while True:
-            try:
-                conn, peer = self.sock.accept()
-            except OSError:
-                return
-            try:
-                self.server.process_request(conn, peer)
-            except Exception:
-                self.server.shutdown_request(conn)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.thread.join(timeout=5)
 
 
 def start(daemon) -> MetricsService | None:
