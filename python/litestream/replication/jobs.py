@@ -328,8 +328,12 @@ class Maintenance:
         self._writes[k] = self._writes.get(k, 0) + 1
 
     def _is_quiet(self, e, r, task: int | str) -> bool:
-        memo = self._quiet.get((id(e), id(r), task))
-        return memo is not None and memo[0] == self._state(e, r) and self.now_ns() < memo[1]
+        return self._holds((id(e), id(r), task), self._state(e, r))
+
+    def _holds(self, key: tuple, state: tuple) -> bool:
+        """The memo under key was taken in this state and has not expired."""
+        memo = self._quiet.get(key)
+        return memo is not None and memo[0] == state and self.now_ns() < memo[1]
 
     def _set_quiet(self, e, r, task: int | str, until_ns: int = NEVER) -> None:
         self._quiet[(id(e), id(r), task)] = (self._state(e, r), until_ns)
@@ -350,8 +354,7 @@ class Maintenance:
         """Neither a replica's L0 retention nor the local prune can find anything before its memo expires."""
         if not all(self._is_quiet(e, r, L0_RETENTION) for r in e.replicas):
             return False
-        memo = self._quiet.get((id(e), 0, LOCAL_PRUNE))
-        return memo is not None and memo[0] == self._local_state(e) and self.now_ns() < memo[1]
+        return self._holds((id(e), 0, LOCAL_PRUNE), self._local_state(e))
 
     def prune_local(self, e) -> None:
         """Local L0 files go once every replica has them and l0-retention has passed; the newest stays (it is
@@ -359,11 +362,10 @@ class Maintenance:
         positions = [r.pos for r in e.replicas]
         if not positions or any(p is None for p in positions):
             return
-        key = (id(e), 0, LOCAL_PRUNE)
-        state, now = self._local_state(e), self.now_ns()
-        memo = self._quiet.get(key)
-        if memo is not None and memo[0] == state and now < memo[1]:
+        key, state = (id(e), 0, LOCAL_PRUNE), self._local_state(e)
+        if self._holds(key, state):
             return  # nothing moved and no file has aged enough since the last listing
+        now = self.now_ns()
         upto = min(positions)
         threshold = now - self.policy.l0_retention_ns
         meta = e.db.meta

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from litestream import logs
+from litestream.backends.url import _go_clean
 from litestream.config import ConfigError, expand_path
 from litestream.gofmt import format_rfc3339_nano, go_json_dumps
 from litestream.server import gojson
@@ -321,24 +322,11 @@ ROUTES: dict[str, tuple[str, str, str]] = {
 
 
 def clean_path(p: str) -> str:
-    """Go's ServeMux cleanPath: rooted, no `.`/`..`/double slashes, a trailing slash kept."""
-    if p == "":
-        return "/"
+    """Go's ServeMux cleanPath: path.Clean of the rooted path, a trailing slash kept."""
     if not p.startswith("/"):
         p = "/" + p
-    parts: list[str] = []
-    for seg in p.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(seg)
-    out = "/" + "/".join(parts)
-    if p.endswith("/") and out != "/":
-        out += "/"
-    return out
+    out = _go_clean(p)
+    return out + "/" if p.endswith("/") and out != "/" else out
 
 
 def _split_target(target: str) -> tuple[str, str]:
