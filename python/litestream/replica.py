@@ -91,7 +91,10 @@ class Replica:
                 self.known_pos = self.pos
             self.errors = 0
             self.last_error = None
-            self.last_success_ns = time.time_ns()
+            if self.db.txid > 0:
+                # A pass before the database's first sync had nothing to hold: as the reference's "wait
+                # for data", not a success the heartbeat may count (it pinged before any upload).
+                self.last_success_ns = time.time_ns()
             return n
 
     def _sync(self) -> int:

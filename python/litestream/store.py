@@ -6,6 +6,7 @@ and no threads waking up, and makes no requests to its replicas. Errors back off
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -115,9 +116,13 @@ class Store:
             self.maintenance.start()  # first, so each database gets its first runs as it becomes ready
         for e in list(self.entries):
             if self.background:
-                # In the workers, not here: opening a database asks its replicas for their position, and a
-                # slow or unreachable server (the SDK retries one call for over a minute) must neither hold
-                # the others back nor keep replicate from answering a signal.
+                # The local part here, so every database is set up for replication (WAL mode, our tables)
+                # when open() returns; asking its replicas for their position in the workers: a slow or
+                # unreachable server (the SDK retries one call for over a minute) must neither hold the
+                # others back nor keep replicate from answering a signal. A failure is the worker's to
+                # report and retry.
+                with contextlib.suppress(SyncError, OSError, LTXError):
+                    e.db.open()
                 self._retry_init(e)
             else:
                 self._init(e)

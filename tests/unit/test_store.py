@@ -231,6 +231,25 @@ def test_shutdown_syncs_everything(running, tmp_path):
     assert restored_digest(tmp_path / "replica", tmp_path) == _digest_conn(app)
 
 
+def test_a_replica_pass_before_the_first_sync_is_no_success(tmp_path):
+    """The heartbeat counts a replica's last success: a pass with no data to hold yet (the database not
+    synced once) must not count, or a ping goes out before anything was uploaded."""
+    app = make_app(tmp_path / "app.db")
+    db = Database(str(tmp_path / "app.db"), DBSettings(checkpoint_interval_s=0))
+    replica = Replica(db, FileReplicaClient(str(tmp_path / "replica")))
+    try:
+        assert db.open()
+        assert db.txid == 0
+        assert replica.sync() == 0
+        assert replica.last_success_ns == 0 and replica.errors == 0
+        db.sync()
+        assert replica.sync() == 1
+        assert replica.last_success_ns > 0 and replica.pos == db.txid
+    finally:
+        db.close()
+        app.close()
+
+
 def test_database_created_later(tmp_path):
     path = tmp_path / "later.db"
     db = Database(str(path), DBSettings(monitor_interval_s=0.05))
