@@ -48,6 +48,7 @@ class Replica:
         # For the metrics (server/metrics.py), read at scrape time.
         self.known_pos = 0  # the last position read or reached; kept when pos is reset after an error
         self.failures = 0  # failed sync() calls in all (errors counts the consecutive ones)
+        self.l0_counts = None  # the last L0 retention scan's L0Counts (replication/retention.py)
         opstats.instrument(client)  # counts this client's backend operations
 
     # ------------------------------------------------------------------------------------- position

@@ -17,10 +17,13 @@ from tests.ops.metricsutil import WebDAV, metrics, scrape, value, wait_metric
 from tests.refbin import run_ref
 from tests.servers import free_port
 
-# What only one side exports (see server/metrics.py): ours has no L0 retention counts by status, the
-# reference none of our per-replica metrics. Process metrics differ by runtime (no go_* here).
+# What only one side exports (see server/metrics.py): the reference has none of our per-replica metrics.
+# Process metrics differ by runtime (no go_* here). L0 retention counts appear after a database's first
+# scan, at start with ours, after the first check interval (15s) with the reference: either side may have
+# them here (test_l0_retention_counts_files_by_status_like_the_reference compares them).
 REF_ONLY = {"litestream_l0_retention_files_total"}
-OURS_ONLY = {"litestream_replica_lag_seconds", "litestream_replica_lag_txids", "litestream_replica_txid",
+OURS_ONLY = {"litestream_l0_retention_files_total",
+             "litestream_replica_lag_seconds", "litestream_replica_lag_txids", "litestream_replica_txid",
              "litestream_replica_last_success_timestamp_seconds", "litestream_replica_stalled",
              "litestream_replica_sync_error_count",
              # The reference's webdav backend times nothing and meets no error in this test.
@@ -182,6 +185,45 @@ def test_values_move_with_writes(tmp_path):
         assert value(after, "promhttp_metric_handler_requests_total", code="200") >= 2
     finally:
         assert stop(bg) == 0, bg.stdout
+
+
+def test_l0_retention_counts_files_by_status_like_the_reference(tmp_path):
+    """Compacted into L1 each second, L0 retention scanned each second, files kept for an hour: every L0
+    file of the replica is too recent, in both tools' gauges, labelled by the database's basename."""
+    ports = {"ours": free_port(), "ref": free_port()}
+    dbs, bgs, fams = {}, {}, {}
+    for who in ("ours", "ref"):
+        (tmp_path / who).mkdir()
+        dbs[who] = make_db(tmp_path / who / "app.db")
+        cfg = write_config(tmp_path / f"{who}.yml", [{"path": str(dbs[who]), "replica": {
+            "type": "file", "path": str(tmp_path / who / "replica"), "sync-interval": "100ms"}}],
+            addr=f"127.0.0.1:{ports[who]}", levels=[{"interval": "1s"}], **{"l0-retention": "1h",
+                                                                         "l0-retention-check-interval": "1s"})
+        bgs[who] = start(cfg, tmp_path, ref=who == "ref")
+    try:
+        for who in bgs:
+            wait_serving(bgs[who], ports[who])
+        for i in range(3):
+            for who in dbs:
+                add_rows(dbs[who], [f"row {i}"])
+            time.sleep(1.1)  # a sync (L0 file) per write: monitor-interval is 1s
+        for who in dbs:
+            l0 = tmp_path / who / "replica" / "ltx" / "0"
+            lb = {"db": "app.db"}
+
+            def counted(f, l0=l0, lb=lb) -> bool:
+                n = len(list(l0.iterdir())) if l0.exists() else 0
+                return n >= 2 and value(f, "litestream_l0_retention_files_total", status="too_recent", **lb) == n
+            fams[who] = wait_metric(ports[who], counted, timeout=30)
+            assert counted(fams[who]), (who, fams[who].get("litestream_l0_retention_files_total"))
+            for status in ("eligible", "not_compacted"):
+                assert value(fams[who], "litestream_l0_retention_files_total", status=status, **lb) == 0, who
+    finally:
+        for bg in bgs.values():
+            assert stop(bg) == 0, bg.stdout
+    ours, ref = (fams[w]["litestream_l0_retention_files_total"] for w in ("ours", "ref"))
+    assert ours.type == ref.type == "gauge"
+    assert ours.label_names() == ref.label_names() == {frozenset({"db", "status"})}
 
 
 def test_lag_and_stall_while_the_replica_server_is_down(tmp_path, dav):

@@ -19,10 +19,12 @@ from litestream.replication.compactor import Compactor, NoCompaction
 from litestream.replication.jobs import Level, Maintenance, Policy, prev_boundary_ns
 from litestream.replication.retention import (
     Deleter,
+    L0Counts,
     enforce_level_retention,
     enforce_retention_by_txid,
     enforce_snapshot_retention,
     l0_expired,
+    l0_plan,
 )
 from litestream.restore import TxNotAvailable, calc_restore_plan, restore_files
 from litestream.store import DBEntry, Store
@@ -211,6 +213,13 @@ def test_l0_retention_needs_compaction_and_age():
     assert [f.max_txid for f in l0_expired(client, 3 * S, 10 * S)] == [1, 2, 3, 4, 5]
     assert [f.max_txid for f in l0_expired(client, 6 * S, 10 * S)] == [1, 2, 3, 4]  # 5 is too recent
     assert l0_expired(ListClient(files[:-1]), 3 * S, 10 * S) == []  # nothing compacted into L1 yet
+    # The scan's counts, as the reference's litestream_l0_retention_files_total.
+    assert l0_plan(client, 3 * S, 10 * S).counts == L0Counts(eligible=5, not_compacted=2, too_recent=0)
+    assert l0_plan(client, 6 * S, 10 * S).counts == L0Counts(eligible=4, not_compacted=0, too_recent=3)
+    assert l0_plan(ListClient(files[:-1]), 3 * S, 10 * S).counts == L0Counts()  # no L1: zeros, as the reference
+    assert l0_plan(client, 0, 10 * S).counts is None  # disabled: no scan
+    whole = ListClient([FileInfo(0, t, t, 1, t * S) for t in range(1, 4)] + [FileInfo(1, 1, 3, 1, 3 * S)])
+    assert l0_plan(whole, S, 10 * S).counts == L0Counts(eligible=2)  # the newest L0 stays and is not counted
 
 
 def test_wall_clock_boundaries():
@@ -484,3 +493,27 @@ def test_tasks_wait_for_the_first_sync_and_then_run_snapshot_first(writer):
     assert ran == [] and w.maint._due[id(w.entry)] == {1, SNAPSHOT_LEVEL}
     w.maint._run(w.entry)
     assert ran == ["snapshot", "L1"]
+
+
+def test_an_upload_during_a_pass_that_found_nothing_is_compacted_at_the_next_tick(writer, monkeypatch):
+    """A pass that finds nothing remembers the state it began in: an L0 file uploaded while it ran (after
+    its listing) is compacted at the next tick, not left in L0 until the database changes again."""
+    w = writer(levels=[Level(1, 10 * S)])
+    for _ in range(2):
+        w.commit()
+    w.now += 11 * S
+    w.maint.run_task(w.entry, w.replica, 1)
+    assert [(f.min_txid, f.max_txid) for f in w.files(1)] == [(1, 2)]
+    real = Compactor.compact
+
+    def upload_meanwhile(self, level, source):
+        w.commit()  # uploaded after this pass listed L0
+        raise NoCompaction
+
+    monkeypatch.setattr(Compactor, "compact", upload_meanwhile)
+    w.now += 11 * S
+    w.maint.run_task(w.entry, w.replica, 1)
+    monkeypatch.setattr(Compactor, "compact", real)
+    w.now += 11 * S
+    w.maint.run_task(w.entry, w.replica, 1)
+    assert [(f.min_txid, f.max_txid) for f in w.files(1)] == [(1, 2), (3, 3)]

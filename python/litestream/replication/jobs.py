@@ -244,7 +244,8 @@ class Maintenance:
         if lv is None or e.db.page_size == 0:
             return None
         name = os.path.basename(e.db.path)
-        if self._is_quiet(e, r, level):
+        before = self._state(e, r)
+        if self._is_quiet(e, r, level, before):
             log.debug("no compaction", db=name, level=level)
             return None
         if self._too_early(r, level, lv.interval_ns):
@@ -256,7 +257,7 @@ class Maintenance:
             log.debug("no compaction", db=name, level=level)
             # Nothing new until something is uploaded or written; levels[].retention may still have
             # old files to let go once they age, so that keeps its own wake-up.
-            self._set_quiet(e, r, level, self.now_ns() + lv.retention_ns if lv.retention_ns else NEVER)
+            self._set_quiet(e, r, level, before, self.now_ns() + lv.retention_ns if lv.retention_ns else NEVER)
             return None
         self._wrote(e, r)
         log.info("compaction complete", db=name, replica=r.name, level=level,
@@ -270,13 +271,14 @@ class Maintenance:
         if e.db.page_size == 0 or e.db.txid == 0:
             return None
         if not force:
-            if self._is_quiet(e, r, SNAPSHOT_LEVEL):
+            before = self._state(e, r)
+            if self._is_quiet(e, r, SNAPSHOT_LEVEL, before):
                 return None
             if self._too_early(r, SNAPSHOT_LEVEL, self.policy.snapshot_interval_ns):
                 return None
             newest = max_file(r.client, SNAPSHOT_LEVEL)
             if newest is not None and newest.max_txid >= e.db.txid:
-                self._set_quiet(e, r, SNAPSHOT_LEVEL)
+                self._set_quiet(e, r, SNAPSHOT_LEVEL, before)
                 return None
         info = self._snapshot_from_levels(e, r, exact=force) or upload_snapshot(e.db, r.client)
         self._wrote(e, r)
@@ -308,7 +310,8 @@ class Maintenance:
         retention = r.settings.retention_ns
         if retention is None:
             retention = self.policy.snapshot_retention_ns
-        if self._is_quiet(e, r, "snapshot-retention"):
+        before = self._state(e, r)
+        if self._is_quiet(e, r, "snapshot-retention", before):
             return
         deleter = self._deleter(r)
         floor = enforce_snapshot_retention(r.client, deleter, retention, self.now_ns())
@@ -316,7 +319,7 @@ class Maintenance:
             enforce_retention_by_txid(r.client, deleter, lv.level, floor)
         # The next pass can only find something once the oldest snapshot (never the newest) ages out.
         snaps = sorted(i.created_at_ns for i in r.client.ltx_files(SNAPSHOT_LEVEL, 0, False))
-        self._set_quiet(e, r, "snapshot-retention", snaps[0] + retention if len(snaps) > 1 else NEVER)
+        self._set_quiet(e, r, "snapshot-retention", before, snaps[0] + retention if len(snaps) > 1 else NEVER)
 
     # ------------------------------------------------------------------------------------ idle guard
 
@@ -327,24 +330,29 @@ class Maintenance:
         k = (id(e), id(r))
         self._writes[k] = self._writes.get(k, 0) + 1
 
-    def _is_quiet(self, e, r, task: int | str) -> bool:
-        return self._holds((id(e), id(r), task), self._state(e, r))
+    def _is_quiet(self, e, r, task: int | str, state: tuple | None = None) -> bool:
+        return self._holds((id(e), id(r), task), state if state is not None else self._state(e, r))
 
     def _holds(self, key: tuple, state: tuple) -> bool:
         """The memo under key was taken in this state and has not expired."""
         memo = self._quiet.get(key)
         return memo is not None and memo[0] == state and self.now_ns() < memo[1]
 
-    def _set_quiet(self, e, r, task: int | str, until_ns: int = NEVER) -> None:
-        self._quiet[(id(e), id(r), task)] = (self._state(e, r), until_ns)
+    def _set_quiet(self, e, r, task: int | str, before: tuple, until_ns: int = NEVER) -> None:
+        """Nothing to do for task until the state changes from before, taken when the job began: an upload
+        or a write while it ran (which it may not have seen) changes the state, so the next tick looks."""
+        self._quiet[(id(e), id(r), task)] = (before, until_ns)
 
     def l0_retention(self, e, r) -> None:
-        if not self._is_quiet(e, r, L0_RETENTION):
-            doomed, wake = l0_plan(r.client, self.policy.l0_retention_ns, self.now_ns())
-            if doomed:
-                self._deleter(r).delete(doomed)
+        before = self._state(e, r)
+        if not self._is_quiet(e, r, L0_RETENTION, before):
+            plan = l0_plan(r.client, self.policy.l0_retention_ns, self.now_ns())
+            if plan.doomed:
+                self._deleter(r).delete(plan.doomed)
                 self._wrote(e, r)
-            self._set_quiet(e, r, L0_RETENTION, wake)
+            if plan.counts is not None:
+                r.l0_counts = plan.counts
+            self._set_quiet(e, r, L0_RETENTION, before, plan.wake_ns)
         self.prune_local(e)
 
     def _local_state(self, e) -> tuple:

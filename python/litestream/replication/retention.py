@@ -90,33 +90,54 @@ def enforce_level_retention(client: ReplicaClient, deleter: Deleter, level: int,
 NEVER = 1 << 62  # a wake-up time that never comes
 
 
+@dataclass(frozen=True, slots=True)
+class L0Counts:
+    """One L0 retention scan, as the reference's litestream_l0_retention_files_total reports it: files
+    that go, old files not compacted into L1 yet, and files from the first too recent one on."""
+
+    eligible: int = 0
+    not_compacted: int = 0
+    too_recent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class L0Plan:
+    doomed: list[FileInfo]
+    wake_ns: int  # when the next file becomes eligible if nothing is uploaded or compacted meanwhile
+    counts: L0Counts | None  # None: no scan (l0-retention disabled)
+
+
 def l0_expired(client: ReplicaClient, retention_ns: int, now_ns: int) -> list[FileInfo]:
     """The L0 files L0 retention lets go (the reference's EnforceL0Retention)."""
-    return l0_plan(client, retention_ns, now_ns)[0]
+    return l0_plan(client, retention_ns, now_ns).doomed
 
 
-def l0_plan(client: ReplicaClient, retention_ns: int, now_ns: int) -> tuple[list[FileInfo], int]:
-    """l0_expired, and when the next file becomes eligible if nothing is uploaded or compacted meanwhile
-    (NEVER: not before then), so an idle replica is not listed every check interval for nothing."""
+def l0_plan(client: ReplicaClient, retention_ns: int, now_ns: int) -> L0Plan:
+    """l0_expired, with when to look again (NEVER: not before something changes), so an idle replica is
+    not listed every check interval for nothing, and the scan's counts."""
     if retention_ns <= 0:
-        return [], NEVER
+        return L0Plan([], NEVER, None)
     l1 = max_file(client, 1)
     if l1 is None:
-        return [], NEVER
+        return L0Plan([], NEVER, L0Counts())
     threshold = now_ns - retention_ns
     files = list(client.ltx_files(0, 0, False))
     doomed = []
+    not_compacted = too_recent = 0
     whole = True
     wake = NEVER
-    for f in files:
+    for i, f in enumerate(files):
         created = f.created_at_ns or threshold
         if created > threshold:
             whole = False
+            too_recent = len(files) - i
             if f.max_txid <= l1.max_txid and f != files[-1]:
                 wake = created + retention_ns
             break
         if f.max_txid <= l1.max_txid:
             doomed.append(f)
+        else:
+            not_compacted += 1
     if whole and doomed and doomed[-1] == files[-1]:
         doomed.pop()
-    return doomed, wake
+    return L0Plan(doomed, wake, L0Counts(len(doomed), not_compacted, too_recent))

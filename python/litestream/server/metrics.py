@@ -11,9 +11,10 @@ the reference names it (`litestream_sync_count`, not prometheus_client's `..._to
 reference's HELP texts (litestream_wal_size's and litestream_total_wal_bytes's with what they really
 measure appended), promhttp_metric_handler_* for the scrapes themselves. Database metrics exist
 for every database from the start; labelled ones (checkpoints per mode, backend operations) appear
-after their first observation, as in the reference. Not exported: the reference's
-litestream_l0_retention_files_total (our L0 retention does not count files by status) and
-/debug/pprof.
+after their first observation, as in the reference. litestream_l0_retention_files_total counts the
+files of each database's last L0 retention scan by status; an idle replica is not scanned again until
+something changes (replication/jobs.py), so its counts are those of the scan before. Not served:
+/debug/pprof (Go's profiler).
 
 Metrics of our own, per replica (`db` = database path, `replica` = the replica's type, or the type and
 its index in the database's replica list, `file-0`, `s3-1`, when the database has several):
@@ -123,6 +124,7 @@ class StoreCollector:
         entries = list(self.store.entries)
         yield from self._databases(entries)
         yield from self._replicas(entries, now_ns)
+        yield from _l0_retention(entries)
         yield from _operations(opstats.snapshot())
 
     @staticmethod
@@ -240,6 +242,27 @@ def _written_ns(db, txid: int, now_ns: int) -> int:
             with contextlib.suppress(OSError):
                 return os.stat(db.meta.l0_path(t)).st_mtime_ns
     return db.stats.last_sync_ns or now_ns
+
+
+def _l0_retention(entries: list) -> Iterator[Metric]:
+    """The reference's gauge, labelled by the database's basename; a database appears after its first L0
+    retention scan. Several replicas of a database, or databases of one basename (a recursive directory),
+    add up: one sample per label set, where the reference's last scan would overwrite the others'."""
+    fam = _family("litestream_l0_retention_files_total", "Number of L0 files by status during retention "
+                  "enforcement", "gauge")
+    totals: dict[str, list[int]] = {}
+    for e in entries:
+        for r in e.replicas:
+            c = r.l0_counts
+            if c is not None:
+                t = totals.setdefault(os.path.basename(e.db.path), [0, 0, 0])
+                t[0] += c.eligible
+                t[1] += c.not_compacted
+                t[2] += c.too_recent
+    for name, (eligible, not_compacted, too_recent) in sorted(totals.items()):
+        for status, n in (("eligible", eligible), ("not_compacted", not_compacted), ("too_recent", too_recent)):
+            fam.add_sample("litestream_l0_retention_files_total", {"db": name, "status": status}, n)
+    yield fam
 
 
 def _operations(table: dict) -> Iterator[Metric]:
