@@ -517,3 +517,27 @@ def test_an_upload_during_a_pass_that_found_nothing_is_compacted_at_the_next_tic
     w.now += 11 * S
     w.maint.run_task(w.entry, w.replica, 1)
     assert [(f.min_txid, f.max_txid) for f in w.files(1)] == [(1, 2), (3, 3)]
+
+
+def test_level_retention_lets_go_while_the_database_is_idle(writer):
+    """levels[].retention runs on a pass that finds nothing to compact too: covered L1 files of an idle
+    database go once they age, and the pass after that makes no requests."""
+    w = writer(levels=[Level(1, 10 * S, retention_ns=5 * S), Level(2, 60 * S)])
+    for _ in range(3):
+        w.commit()
+        w.now += 11 * S
+        w.maint.run_task(w.entry, w.replica, 1)
+    assert len(w.files(1)) == 3
+    w.now += 60 * S
+    w.maint.run_task(w.entry, w.replica, 2)
+    assert [(f.min_txid, f.max_txid) for f in w.files(2)] == [(1, w.db.txid)]
+    w.now += 11 * S  # no write since: L1 has nothing to compact, its files are old and covered
+    w.maint.run_task(w.entry, w.replica, 1)
+    assert [f.max_txid for f in w.files(1)] == [w.db.txid]  # the newest stays
+    assert w.restore() == w.states[w.db.txid]
+    calls = []
+    real = w.client.ltx_files
+    w.client.ltx_files = lambda *a, **k: calls.append(a) or real(*a, **k)
+    w.now += 11 * S
+    w.maint.run_task(w.entry, w.replica, 1)
+    assert calls == [], "an idle level with nothing left to let go is not listed again"

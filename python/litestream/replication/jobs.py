@@ -255,17 +255,27 @@ class Maintenance:
             info = Compactor(r.client, self._local_opener(e)).compact(level, level - 1)
         except NoCompaction:
             log.debug("no compaction", db=name, level=level)
-            # Nothing new until something is uploaded or written; levels[].retention may still have
-            # old files to let go once they age, so that keeps its own wake-up.
-            self._set_quiet(e, r, level, before, self.now_ns() + lv.retention_ns if lv.retention_ns else NEVER)
+            # Nothing new to compact until something is uploaded or written; levels[].retention may still
+            # let files go: covered since by a higher level (a write, which changes the state) or aged (its
+            # wake-up). An idle database's old files go too, not only at the next write.
+            self._set_quiet(e, r, level, before, self._level_retention(e, r, lv))
             return None
         self._wrote(e, r)
         log.info("compaction complete", db=name, replica=r.name, level=level,
                  **{"txid.min": format_txid(info.min_txid), "txid.max": format_txid(info.max_txid)}, size=info.size)
-        if lv.retention_ns is not None:
-            higher = [x.level for x in self.policy.levels if x.level > level]
-            enforce_level_retention(r.client, self._deleter(r), level, lv.retention_ns, higher, self.now_ns())
+        self._level_retention(e, r, lv)
         return info
+
+    def _level_retention(self, e, r, lv: Level) -> int:
+        """levels[].retention for the level; when to look again (see enforce_level_retention)."""
+        if lv.retention_ns is None:
+            return NEVER
+        higher = [x.level for x in self.policy.levels if x.level > lv.level]
+        deleter = self._deleter(r)
+        wake = enforce_level_retention(r.client, deleter, lv.level, lv.retention_ns, higher, self.now_ns())
+        if deleter.deleted:
+            self._wrote(e, r)
+        return wake
 
     def snapshot(self, e, r, force: bool = False):
         if e.db.page_size == 0 or e.db.txid == 0:
@@ -340,8 +350,11 @@ class Maintenance:
 
     def _set_quiet(self, e, r, task: int | str, before: tuple, until_ns: int = NEVER) -> None:
         """Nothing to do for task until the state changes from before, taken when the job began: an upload
-        or a write while it ran (which it may not have seen) changes the state, so the next tick looks."""
-        self._quiet[(id(e), id(r), task)] = (before, until_ns)
+        or a commit while it ran (which it may not have seen) changes the state, so the next tick looks.
+        Its own deletes are counted in: one database's jobs run one at a time, so the count moved only
+        by what this job did, which it saw."""
+        pos, txid, _ = before
+        self._quiet[(id(e), id(r), task)] = ((pos, txid, self._writes.get((id(e), id(r)), 0)), until_ns)
 
     def l0_retention(self, e, r) -> None:
         before = self._state(e, r)

@@ -23,6 +23,7 @@ from litestream.ltx import SNAPSHOT_LEVEL, FileInfo
 from litestream.replication.compactor import max_file
 
 MAX_COMPACTION_LEVEL = 8
+NEVER = 1 << 62  # a wake-up time that never comes
 
 
 @dataclass
@@ -72,22 +73,23 @@ def enforce_retention_by_txid(client: ReplicaClient, deleter: Deleter, level: in
 
 
 def enforce_level_retention(client: ReplicaClient, deleter: Deleter, level: int, retention_ns: int,
-                            higher_levels: list[int], now_ns: int) -> None:
-    """Delete files of a level older than its retention that a file of a higher level covers."""
+                            higher_levels: list[int], now_ns: int) -> int:
+    """Delete files of a level older than its retention that a file of a higher level covers. Returns when
+    the next file ages past the retention (NEVER: none does; an old file not covered yet can only go once
+    a higher level is written)."""
     files = list(client.ltx_files(level, 0, False))
     if len(files) <= 1:
-        return
+        return NEVER
     start = now_ns - retention_ns
     old = [f for f in files[:-1] if f.created_at_ns < start]
+    wake = min((f.created_at_ns + retention_ns for f in files[:-1] if f.created_at_ns >= start), default=NEVER)
     if not old:
-        return
+        return wake
     cover = [g for lv in higher_levels for g in client.ltx_files(lv, 0, False)]
     cover += [FileInfo(SNAPSHOT_LEVEL, 1, s.max_txid, s.size, s.created_at_ns)
               for s in client.ltx_files(SNAPSHOT_LEVEL, 0, False)]
     deleter.delete([f for f in old if any(g.min_txid <= f.min_txid and g.max_txid >= f.max_txid for g in cover)])
-
-
-NEVER = 1 << 62  # a wake-up time that never comes
+    return wake
 
 
 @dataclass(frozen=True, slots=True)
