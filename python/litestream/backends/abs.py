@@ -51,7 +51,7 @@ from litestream.backends.objstore import (
     read_exact,
     seekable_at_start,
 )
-from litestream.backends.url import _go_clean
+from litestream.backends.url import go_clean
 from litestream.config import ConfigError, ReplicaConfig
 from litestream.gofmt import format_rfc3339_nano, ms_to_ns
 from litestream.ltx import FileInfo
@@ -77,12 +77,12 @@ def from_config(rc: ReplicaConfig) -> ABSReplicaClient:
         if user is None and account and host.lower() == account.lower() and segments:
             # The migration guide's form: abs://<account>/<container>[/path].
             container = segments[0]
-            path = _go_clean(segments[1]).lstrip("/") if len(segments) > 1 else ""
+            path = go_clean(segments[1]).lstrip("/") if len(segments) > 1 else ""
         else:
             if not account and user is not None:
                 account = user
             container = container or host
-            path = path or _go_clean(upath).lstrip("/")
+            path = path or go_clean(upath).lstrip("/")
     if not container:
         raise ConfigError("bucket required for abs replica")
     return ABSReplicaClient(container, path, account_name=account, account_key=rc.account_key,

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, Self, runtime_checkable
 
-from litestream.backends.url import _go_clean
+from litestream.backends.url import go_clean
 from litestream.ltx import FileInfo
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -74,13 +74,13 @@ def parse_url(url: str, wrap: str = "{}") -> Any:
 def go_join(*elems: str) -> str:
     """Go's path.Join: the non-empty elements joined by "/" and cleaned ("" when all are empty)."""
     parts = [e for e in elems if e]
-    return _go_clean("/".join(parts)) if parts else ""
+    return go_clean("/".join(parts)) if parts else ""
 
 
 def replica_root(path: str) -> str:
     """What delete_all removes: the directory `<path>`. At the root of the bucket, share or login
     directory only `ltx`, the part that is litestream's, never everything there."""
-    clean = _go_clean(path) if path else "."
+    clean = go_clean(path) if path else "."
     return go_join(path, "ltx") if clean in (".", "/") else clean
 
 

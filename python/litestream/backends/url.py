@@ -28,7 +28,7 @@ class ReplicaURL:
         return "webdav" if self.scheme == "webdavs" else self.scheme
 
 
-def _go_clean(p: str) -> str:
+def go_clean(p: str) -> str:
     if p == "":
         return "."
     out = posixpath.normpath(p)
@@ -71,9 +71,9 @@ def parse_replica_url(s: str) -> ReplicaURL:
         # Like the reference, the host is just the first path segment: file://a/b is /a/b, and %XX stays
         # as written (file:///data/a%20b replicates to a directory named `a%20b`, as the reference does).
         rest = s.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
-        return ReplicaURL(scheme, "", _go_clean("/" + rest.lstrip("/")))
+        return ReplicaURL(scheme, "", go_clean("/" + rest.lstrip("/")))
     # TrimPrefix(path.Clean(u.Path), "/"): "" for "s3://bucket/", "." for "s3://bucket".
-    path = _go_clean(unquote(u.path)).removeprefix("/")
+    path = go_clean(unquote(u.path)).removeprefix("/")
     host = u.hostname or ""
     port = _go_port(u.netloc, s)
     if port:

@@ -102,6 +102,9 @@ class L0Counts:
     too_recent: int = 0
 
 
+L0_STATUSES = ("eligible", "not_compacted", "too_recent")  # L0Counts' fields, the gauge's status label
+
+
 @dataclass(frozen=True, slots=True)
 class L0Plan:
     doomed: list[FileInfo]

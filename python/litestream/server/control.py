@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from litestream import logs
-from litestream.backends.url import _go_clean
+from litestream.backends.url import go_clean
 from litestream.config import ConfigError, expand_path
 from litestream.gofmt import format_rfc3339_nano, go_json_dumps
 from litestream.server import gojson
@@ -325,7 +325,7 @@ def clean_path(p: str) -> str:
     """Go's ServeMux cleanPath: path.Clean of the rooted path, a trailing slash kept."""
     if not p.startswith("/"):
         p = "/" + p
-    out = _go_clean(p)
+    out = go_clean(p)
     return out + "/" if p.endswith("/") and out != "/" else out
 
 

@@ -46,6 +46,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +59,7 @@ from litestream import logs
 from litestream.backends import opstats
 from litestream.daemon import ServiceError
 from litestream.gofmt import format_float, go_quote
+from litestream.replication.retention import L0_STATUSES
 from litestream.server.listener import Listening
 
 STALL_INTERVALS = 10  # replica_stalled: no upload for this many sync intervals while data waits
@@ -250,18 +252,14 @@ def _l0_retention(entries: list) -> Iterator[Metric]:
     add up: one sample per label set, where the reference's last scan would overwrite the others'."""
     fam = _family("litestream_l0_retention_files_total", "Number of L0 files by status during retention "
                   "enforcement", "gauge")
-    totals: dict[str, list[int]] = {}
+    totals: Counter[tuple[str, str]] = Counter()
     for e in entries:
         for r in e.replicas:
-            c = r.l0_counts
-            if c is not None:
-                t = totals.setdefault(os.path.basename(e.db.path), [0, 0, 0])
-                t[0] += c.eligible
-                t[1] += c.not_compacted
-                t[2] += c.too_recent
-    for name, (eligible, not_compacted, too_recent) in sorted(totals.items()):
-        for status, n in (("eligible", eligible), ("not_compacted", not_compacted), ("too_recent", too_recent)):
-            fam.add_sample("litestream_l0_retention_files_total", {"db": name, "status": status}, n)
+            if r.l0_counts is not None:
+                for status in L0_STATUSES:
+                    totals[(os.path.basename(e.db.path), status)] += getattr(r.l0_counts, status)
+    for (name, status), n in sorted(totals.items()):
+        fam.add_sample("litestream_l0_retention_files_total", {"db": name, "status": status}, n)
     yield fam
 
 
